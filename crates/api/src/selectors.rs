@@ -1,0 +1,2 @@
+//! Label selectors (`=`, `==`, `!=`, `in`, `notin`, exists, `!`) and field selectors, parsed
+//! from their query-string form or from a metav1 LabelSelector, and matched against objects.

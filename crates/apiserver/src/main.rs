@@ -1,0 +1,2 @@
+//! mini-apiserver: serves the Kubernetes REST API over the cluster store.
+fn main() {}
