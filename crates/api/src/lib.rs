@@ -6,9 +6,11 @@
 //! k8s-openapi are used inside to prune unknown fields and to default and validate.
 
 pub mod defaults;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selectors;
+pub mod table;
 pub mod validation;
 
 pub use registry::{ResourceInfo, Scope, Subresource, RESOURCES};

@@ -5,6 +5,19 @@
 //! revision of its last write and is what the apiserver exposes as `resourceVersion`. Watches
 //! deliver every change after a given revision, in revision order, and fail with
 //! [`StoreError::Compacted`] when that revision has been compacted away.
+//!
+//! Compaction rule, the same for both backends: after `compact(c)`, a revision `r` is available
+//! (to `list` at, or to `watch` after) exactly when `r >= c`; otherwise the call fails with
+//! [`StoreError::Compacted`]. [`Store::compacted_revision`] returns `c` (0 when never compacted).
+//!
+//! Watch streams: an `Err` item ends the stream. On [`StoreError::Compacted`] the caller must
+//! re-list (a relist and a watch from the list's revision); on any other error it may re-watch
+//! from the last revision it received. A slow consumer never blocks writers: the embedded backend
+//! re-reads missed revisions from its log (it yields `Compacted` only if the log was compacted
+//! past the consumer meanwhile), etcd does the same on its side.
+//!
+//! Backends: [`embedded::EmbeddedStore::open`] (blocking, call at startup) and
+//! [`etcd::EtcdStore::connect`] (async).
 
 use std::pin::Pin;
 
@@ -46,16 +59,21 @@ pub struct WatchEvent {
     /// For `Put`: the new key-value. For `Delete`: the last value the key had, with its
     /// `mod_revision` set to the revision of the delete.
     pub kv: KeyValue,
-    /// The previous value for a `Put` that updated an existing key (None for a create).
+    /// The key-value before this change, with its own `mod_revision`: for a `Put` that updated
+    /// an existing key, the old value (None for a create); for a `Delete`, the deleted value
+    /// (None only on etcd when that version was already compacted).
     pub prev: Option<KeyValue>,
 }
 
 /// Options of [`Store::list`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
-    /// Read at this revision; `None` reads the current state.
+    /// Read at this revision; `None` (or `Some(0)`) reads the current state. Fails with
+    /// [`StoreError::Compacted`] below the compacted revision, [`StoreError::FutureRevision`]
+    /// above the current one.
     pub revision: Option<Revision>,
-    /// Return at most this many items (the rest is signalled by `ListResult::more`).
+    /// Return at most this many items (the rest is signalled by `ListResult::more`); `None` or
+    /// `Some(0)` means no limit.
     pub limit: Option<usize>,
     /// Only keys strictly greater than this one (for paging with `continue`).
     pub start_after: Option<String>,
@@ -66,7 +84,7 @@ pub struct ListOptions {
 pub struct ListResult {
     /// Items in key order.
     pub items: Vec<KeyValue>,
-    /// The revision the list was read at.
+    /// The revision the list was read at: the requested one, or the current one.
     pub revision: Revision,
     /// True when `limit` cut the list short.
     pub more: bool,
@@ -137,19 +155,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete a key, if `expected` is given only while its `mod_revision` is still that.
     /// Returns the deleted key-value with `mod_revision` set to the revision of the delete.
-    async fn delete(&self, key: &str, expected: Option<Revision>)
-        -> Result<KeyValue, StoreError>;
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError>;
 
     /// Every change under `prefix` with a revision greater than `after`, then live changes.
-    /// `after == 0` means "from now on".
+    /// `after == 0` means "from now on" (changes after the current revision). Fails with
+    /// [`StoreError::Compacted`] when `0 < after < compacted_revision()`.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError>;
 
     /// The store's current revision (that of the last write).
     async fn current_revision(&self) -> Result<Revision, StoreError>;
 
     /// Forget history before `revision`: older revisions can no longer be listed or watched.
+    /// A no-op when `revision` is not above the compacted revision; fails with
+    /// [`StoreError::FutureRevision`] above the current revision.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 
-    /// The oldest revision that can still be listed or watched from.
+    /// The oldest revision that can still be listed or watched from (0 when never compacted).
     async fn compacted_revision(&self) -> Result<Revision, StoreError>;
 }

@@ -1,9 +1,17 @@
 //! Validation with field paths: names, labels, required fields, uniqueness, ranges and the
 //! fields that may not change on update.
 
+mod names;
+
 use serde_json::Value;
 
 use crate::registry::ResourceInfo;
+
+pub use names::{
+    inclusive_range_error, is_config_map_key, is_dns1035_label, is_dns1123_label,
+    is_dns1123_subdomain, is_env_var_name, is_qualified_name, is_valid_ip, is_valid_label_value,
+    is_valid_port_name, is_valid_port_num, max_len_error, regex_error,
+};
 
 /// One invalid field, as reported in a Status' `details.causes`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,233 @@
+//! API errors and their wire form: every failure is a `metav1.Status` with Kubernetes' code,
+//! reason, message and details.
+
+use api::validation::FieldError;
+use api::ResourceInfo;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::{json, Value};
+
+/// One failed API request, ready to be rendered as a Status object.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    pub fn not_found_path() -> ApiError {
+        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+            .with_details(json!({}))
+    }
+
+    pub fn not_found(resource: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", qualified(resource), name),
+        )
+        .with_details(details(resource, name))
+    }
+
+    pub fn namespace_not_found(namespace: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{namespace}\" not found"),
+        )
+        .with_details(json!({"name": namespace, "kind": "namespaces"}))
+    }
+
+    pub fn already_exists(resource: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", qualified(resource), name),
+        )
+        .with_details(details(resource, name))
+    }
+
+    pub fn conflict(resource: &ResourceInfo, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                qualified(resource),
+                name,
+                why
+            ),
+        )
+        .with_details(details(resource, name))
+    }
+
+    pub fn modified(resource: &ResourceInfo, name: &str) -> ApiError {
+        ApiError::conflict(
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    pub fn invalid(resource: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
+        let kind = if resource.group.is_empty() {
+            resource.kind.to_string()
+        } else {
+            format!("{}.{}", resource.kind, resource.group)
+        };
+        let list = if errors.len() == 1 {
+            errors[0].to_string()
+        } else {
+            format!(
+                "[{}]",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let causes: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"reason": e.reason, "message": e.message, "field": e.field}))
+            .collect();
+        let mut d = json!({"name": name, "kind": resource.kind, "causes": causes});
+        if !resource.group.is_empty() {
+            d["group"] = json!(resource.group);
+        }
+        ApiError::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {list}"))
+            .with_details(d)
+    }
+
+    pub fn gone(message: impl Into<String>) -> ApiError {
+        ApiError::new(410, "Expired", message)
+    }
+
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(415, "UnsupportedMediaType", message)
+    }
+
+    pub fn not_acceptable(message: impl Into<String>) -> ApiError {
+        ApiError::new(406, "NotAcceptable", message)
+    }
+
+    pub fn forbidden(resource: &ResourceInfo, name: &str, why: &str) -> ApiError {
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!("{} \"{}\" is forbidden: {}", qualified(resource), name, why),
+        )
+        .with_details(details(resource, name))
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "ServiceUnavailable", message)
+    }
+
+    pub fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(504, "Timeout", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "InternalError", message)
+    }
+
+    /// The Status object of this error.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            status["details"] = d.clone();
+        }
+        status
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> ApiError {
+        match e {
+            store::StoreError::Compacted {
+                requested,
+                compacted,
+            } => ApiError::gone(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        (
+            code,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// `pods` or `deployments.apps`, as Kubernetes names a resource in messages.
+pub fn qualified(resource: &ResourceInfo) -> String {
+    if resource.group.is_empty() {
+        resource.plural.to_string()
+    } else {
+        format!("{}.{}", resource.plural, resource.group)
+    }
+}
+
+fn details(resource: &ResourceInfo, name: &str) -> Value {
+    let mut d = json!({"name": name, "kind": resource.plural});
+    if !resource.group.is_empty() {
+        d["group"] = json!(resource.group);
+    }
+    d
+}

@@ -1,0 +1,21 @@
+//! mini-apiserver as a library: the Kubernetes REST API over a [`store::Store`], with a watch
+//! cache, admission, allocators and discovery. The binary in `main.rs` wires flags to
+//! [`server::ApiServer`]; tests start it in-process the same way.
+
+pub mod admission;
+pub mod allocator;
+pub mod bootstrap;
+pub mod cache;
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod handlers;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod objects;
+pub mod render;
+pub mod request;
+pub mod server;
+pub mod watch;
+
+pub use server::{ApiServer, Config};
