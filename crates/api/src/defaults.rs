@@ -19,7 +19,7 @@ pub fn apply(resource: &ResourceInfo, object: &mut Value) {
         ("", "Node") => default_node(object),
         ("", "PersistentVolumeClaim") => default_pvc(object),
         ("", "PersistentVolume") => default_pv(object),
-        ("", "Secret") => set_default(root(object), "type", json!("Opaque")),
+        ("", "Secret") => default_secret(object),
         ("", "Endpoints") => default_endpoints(object),
         ("discovery.k8s.io", "EndpointSlice") => default_endpoint_slice(object),
         ("apps", "Deployment") => default_deployment(object),
@@ -48,7 +48,10 @@ pub fn default_tolerations(pod: &mut Value) {
     let Some(items) = list.as_array_mut() else {
         return;
     };
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let tolerated = items.iter().any(|t| {
             let t_key = t.get("key").and_then(Value::as_str).unwrap_or("");
             let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
@@ -113,7 +116,11 @@ fn set_default_str(map: &mut Map<String, Value>, key: &str, value: &str) {
     }
 }
 
-fn for_each_item(map: &mut Map<String, Value>, key: &str, mut f: impl FnMut(&mut Map<String, Value>)) {
+fn for_each_item(
+    map: &mut Map<String, Value>,
+    key: &str,
+    mut f: impl FnMut(&mut Map<String, Value>),
+) {
     if let Some(items) = map.get_mut(key).and_then(Value::as_array_mut) {
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
             f(item);
@@ -559,6 +566,108 @@ fn default_pv(object: &mut Value) {
     set_default_str(status, "phase", "Pending");
 }
 
+/// `type: Opaque`, and `stringData` merged into `data` (base64) as upstream's conversion does.
+fn default_secret(object: &mut Value) {
+    let obj = root(object);
+    set_default_str(obj, "type", "Opaque");
+    let Some(Value::Object(string_data)) = obj.remove("stringData") else {
+        return;
+    };
+    let data = child(obj, "data");
+    for (k, v) in string_data {
+        if let Some(text) = v.as_str() {
+            data.insert(k, Value::String(base64_encode(text.as_bytes())));
+        }
+    }
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Carries the allocated fields of a Service over an update that omits them (a PUT of the
+/// original manifest): `clusterIP`/`clusterIPs`, `ipFamilies`/`ipFamilyPolicy`, each port's
+/// `nodePort` (matched by port and protocol) and `healthCheckNodePort`, as upstream's
+/// `patchAllocatedValues` does. Call before defaulting and validating the new object.
+pub fn retain_service_allocations(new: &mut Value, old: &Value) {
+    let Some(old_spec) = old.get("spec").and_then(Value::as_object) else {
+        return;
+    };
+    let new_spec = child(root(new), "spec");
+    let new_type = new_spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if new_type == "ExternalName" {
+        return;
+    }
+    if str_empty(new_spec, "clusterIP") {
+        for k in ["clusterIP", "clusterIPs"] {
+            if let Some(v) = old_spec.get(k) {
+                new_spec.insert(k.into(), v.clone());
+            }
+        }
+        for k in ["ipFamilies", "ipFamilyPolicy"] {
+            if let (None | Some(Value::Null), Some(v)) = (new_spec.get(k), old_spec.get(k)) {
+                new_spec.insert(k.into(), v.clone());
+            }
+        }
+    }
+    if new_type == "NodePort" || new_type == "LoadBalancer" {
+        let old_ports: Vec<Value> = old_spec
+            .get("ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for_each_item(new_spec, "ports", |p| {
+            let unset = p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0;
+            if !unset {
+                return;
+            }
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            let found = old_ports.iter().find(|o| {
+                o.get("port") == p.get("port")
+                    && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == proto
+            });
+            if let Some(np) = found
+                .and_then(|o| o.get("nodePort"))
+                .filter(|v| !v.is_null())
+            {
+                p.insert("nodePort".into(), np.clone());
+            }
+        });
+        let hc_unset = new_spec
+            .get("healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0;
+        if hc_unset {
+            if let Some(v) = old_spec.get("healthCheckNodePort").filter(|v| !v.is_null()) {
+                new_spec.insert("healthCheckNodePort".into(), v.clone());
+            }
+        }
+    }
+}
+
 fn default_endpoints(object: &mut Value) {
     let obj = root(object);
     for_each_item(obj, "subsets", |s| {
@@ -694,7 +803,10 @@ mod tests {
         let mut p = pod();
         p["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}});
         let p = run("pods", "", "v1", p);
-        assert_eq!(p["spec"]["containers"][0]["resources"]["requests"]["cpu"], "1");
+        assert_eq!(
+            p["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "1"
+        );
     }
 
     #[test]
@@ -760,15 +872,24 @@ mod tests {
         assert_eq!(s["podManagementPolicy"], "OrderedReady");
         assert_eq!(s["updateStrategy"]["rollingUpdate"]["partition"], 0);
         assert_eq!(s["revisionHistoryLimit"], 10);
-        assert_eq!(s["persistentVolumeClaimRetentionPolicy"]["whenDeleted"], "Retain");
-        assert_eq!(s["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(
+            s["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+            "Retain"
+        );
+        assert_eq!(
+            s["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
         assert_eq!(s["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
     }
 
     #[test]
     fn daemonset_and_replicaset_defaults() {
         let d = run("daemonsets", "apps", "v1", json!({"spec": {}}));
-        assert_eq!(d["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"], 1);
+        assert_eq!(
+            d["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+            1
+        );
         assert_eq!(d["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"], 0);
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         let r = run("replicasets", "apps", "v1", json!({"spec": {}}));
@@ -854,10 +975,18 @@ mod tests {
 
     #[test]
     fn namespace_defaults() {
-        let n = run("namespaces", "", "v1", json!({"metadata": {"name": "team"}}));
+        let n = run(
+            "namespaces",
+            "",
+            "v1",
+            json!({"metadata": {"name": "team"}}),
+        );
         assert_eq!(n["spec"]["finalizers"], json!(["kubernetes"]));
         assert_eq!(n["status"]["phase"], "Active");
-        assert_eq!(n["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+        assert_eq!(
+            n["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
     }
 
     #[test]
@@ -870,7 +999,12 @@ mod tests {
         assert_eq!(v["status"]["phase"], "Pending");
         let s = run("secrets", "", "v1", json!({}));
         assert_eq!(s["type"], "Opaque");
-        let e = run("endpoints", "", "v1", json!({"subsets": [{"ports": [{"port": 80}]}]}));
+        let e = run(
+            "endpoints",
+            "",
+            "v1",
+            json!({"subsets": [{"ports": [{"port": 80}]}]}),
+        );
         assert_eq!(e["subsets"][0]["ports"][0]["protocol"], "TCP");
         let es = run(
             "endpointslices",
@@ -886,6 +1020,37 @@ mod tests {
             json!({"spec": {"maxReplicas": 3}}),
         );
         assert_eq!(h["spec"]["minReplicas"], 1);
+    }
+
+    #[test]
+    fn secret_string_data_is_merged() {
+        let s = run(
+            "secrets",
+            "",
+            "v1",
+            json!({"data": {"a": "eA=="}, "stringData": {"b": "hello", "a": "hi"}}),
+        );
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["data"]["b"], "aGVsbG8=");
+        assert_eq!(s["data"]["a"], "aGk=");
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
+    }
+
+    #[test]
+    fn service_allocations_carry_over() {
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.7",
+            "clusterIPs": ["10.96.0.7"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        retain_service_allocations(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIP"], "10.96.0.7");
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.7"]));
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        let mut ext = json!({"spec": {"type": "ExternalName", "externalName": "x"}});
+        retain_service_allocations(&mut ext, &old);
+        assert!(ext["spec"].get("clusterIP").is_none());
     }
 
     #[test]

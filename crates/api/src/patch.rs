@@ -197,14 +197,10 @@ impl Ty {
             (Ty::Root(Kind::Node), "status") => Ty::NodeStatus,
             (Ty::Root(_), "status") => Ty::Status,
             (Ty::WorkloadSpec(_), "template") => Ty::PodTemplate,
-            (Ty::WorkloadSpec(Kind::StatefulSet), "volumeClaimTemplates") => {
-                Ty::Root(Kind::Pvc)
-            }
+            (Ty::WorkloadSpec(Kind::StatefulSet), "volumeClaimTemplates") => Ty::Root(Kind::Pvc),
             (Ty::PodTemplate, "metadata") => Ty::Meta,
             (Ty::PodTemplate, "spec") => Ty::PodSpec,
-            (Ty::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => {
-                Ty::Container
-            }
+            (Ty::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => Ty::Container,
             _ => Ty::Unknown,
         }
     }
@@ -529,14 +525,14 @@ mod tests {
 
     fn deployment() -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "labels": {"app": "web"}},
-            "spec": {"replicas": 2,
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
-                    {"name": "web", "image": "demo-web:v1", "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
-                    {"name": "side", "image": "busybox"}
-                ]}}}})
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 2,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "web", "image": "demo-web:v1", "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                {"name": "side", "image": "busybox"}
+            ]}}}})
     }
 
     #[test]
@@ -572,7 +568,9 @@ mod tests {
             deployment(),
             json!({"spec":{"template":{"spec":{"containers":[{"name":"web","image":"demo-web:v2"}]}}}}),
         );
-        let cs = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        let cs = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
         assert_eq!(cs.len(), 2);
         assert_eq!(cs[0]["image"], "demo-web:v2");
         assert_eq!(cs[0]["ports"][0]["containerPort"], 8080);
@@ -587,7 +585,9 @@ mod tests {
             deployment(),
             json!({"spec":{"template":{"spec":{"containers":[{"name":"extra","image":"x"}]}}}}),
         );
-        let cs = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        let cs = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
         assert_eq!(cs.len(), 3);
         assert_eq!(cs[2]["name"], "extra");
     }
@@ -600,7 +600,9 @@ mod tests {
             deployment(),
             json!({"spec":{"template":{"spec":{"containers":[{"name":"side","$patch":"delete"}]}}}}),
         );
-        let cs = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        let cs = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
         assert_eq!(cs.len(), 1);
     }
 
@@ -667,7 +669,9 @@ mod tests {
             deployment(),
             json!({"spec":{"template":{"spec":{"containers":[{"$patch":"replace"},{"name":"solo","image":"x"}]}}}}),
         );
-        let cs = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        let cs = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
         assert_eq!(cs.len(), 1);
         assert_eq!(cs[0]["name"], "solo");
     }
@@ -718,7 +722,9 @@ mod tests {
                 "$setElementOrder/containers":[{"name":"side"},{"name":"web"}],
                 "containers":[{"name":"web","image":"demo-web:v2"}]}}}}),
         );
-        let cs = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+        let cs = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
         assert_eq!(cs[0]["name"], "side");
         assert_eq!(cs[1]["image"], "demo-web:v2");
     }
@@ -753,13 +759,22 @@ mod tests {
             br#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("does not contain declared merge key: name"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("does not contain declared merge key: name"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_types_merge_maps_and_replace_lists() {
         let cm = json!({"data": {"a": "1", "b": "2"}, "list": [1, 2]});
-        let out = smp("configmaps", "", cm, json!({"data": {"b": null, "c": "3"}, "list": [3]}));
+        let out = smp(
+            "configmaps",
+            "",
+            cm,
+            json!({"data": {"b": null, "c": "3"}, "list": [3]}),
+        );
         assert_eq!(out["data"], json!({"a": "1", "c": "3"}));
         assert_eq!(out["list"], json!([3]));
     }
@@ -772,7 +787,10 @@ mod tests {
             json!({"spec": {"containers": [{"name": "c"}]}}),
             json!({"spec": {"volumes": [{"name": "v", "emptyDir": {"$patch": "merge"}}]}}),
         );
-        assert_eq!(out["spec"]["volumes"], json!([{"name": "v", "emptyDir": {}}]));
+        assert_eq!(
+            out["spec"]["volumes"],
+            json!([{"name": "v", "emptyDir": {}}])
+        );
     }
 
     #[test]
@@ -799,7 +817,10 @@ mod tests {
             obj,
             json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]}}),
         );
-        assert_eq!(out["metadata"]["ownerReferences"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["metadata"]["ownerReferences"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]

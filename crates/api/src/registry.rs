@@ -97,8 +97,9 @@ pub const ALL_VERBS: &[&str] = &[
 ];
 
 /// Verbs of a resource that cannot be deleted as a collection (namespaces, like Kubernetes).
-const VERBS_NO_DELETECOLLECTION: &[&str] =
-    &["create", "delete", "get", "list", "patch", "update", "watch"];
+const VERBS_NO_DELETECOLLECTION: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 /// One API resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +317,10 @@ mod tests {
     #[test]
     fn keys_follow_scope() {
         let pods = find("", "v1", "pods").unwrap();
-        assert_eq!(pods.key(Some("default"), "web"), "/registry/core/pods/default/web");
+        assert_eq!(
+            pods.key(Some("default"), "web"),
+            "/registry/core/pods/default/web"
+        );
         let nodes = find("", "v1", "nodes").unwrap();
         assert_eq!(nodes.key(None, "n1"), "/registry/core/nodes/n1");
         let deploy = find_by_kind("apps/v1", "Deployment").unwrap();

@@ -190,8 +190,7 @@ impl Selector {
                         Tok::Comma => {
                             if matches!(p.peek(), Tok::End) {
                                 return Err(SelectorError::Syntax(
-                                    "found 'end of string', expected: identifier after ','"
-                                        .into(),
+                                    "found 'end of string', expected: identifier after ','".into(),
                                 ));
                             }
                         }
@@ -856,7 +855,11 @@ mod tests {
         let s = Selector::parse("app=web, tier == front,env!=prod").unwrap();
         assert_eq!(s.requirements().len(), 3);
         assert!(s.matches(&labels(&[("app", "web"), ("tier", "front")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "prod")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "prod")
+        ])));
         assert!(!s.matches(&labels(&[("app", "db"), ("tier", "front")])));
     }
 
@@ -904,9 +907,16 @@ mod tests {
     #[test]
     fn parse_errors_are_worded_like_upstream() {
         let e = Selector::parse("a in x").unwrap_err();
-        assert_eq!(e.to_string(), "unable to parse requirement: found 'x', expected: '('");
+        assert_eq!(
+            e.to_string(),
+            "unable to parse requirement: found 'x', expected: '('"
+        );
         let e = Selector::parse("a b").unwrap_err();
-        assert!(e.to_string().contains("expected: in, notin, =, ==, !=, gt, lt"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("expected: in, notin, =, ==, !=, gt, lt"),
+            "{e}"
+        );
         let e = Selector::parse("a=b,").unwrap_err();
         assert!(e.to_string().contains("found 'end of string'"), "{e}");
         let e = Selector::parse("a in (b").unwrap_err();
@@ -918,7 +928,10 @@ mod tests {
     #[test]
     fn invalid_key_or_value_is_rejected() {
         let e = Selector::parse("a@b=c").unwrap_err();
-        assert!(e.to_string().starts_with("unable to parse requirement: "), "{e}");
+        assert!(
+            e.to_string().starts_with("unable to parse requirement: "),
+            "{e}"
+        );
         let e = Selector::parse("a=b@c").unwrap_err();
         assert!(e.to_string().contains("Invalid value: \"b@c\""), "{e}");
     }
@@ -1005,11 +1018,17 @@ mod tests {
     fn field_values_per_type() {
         let nodes = find("", "v1", "nodes").unwrap();
         let node = json!({"metadata": {"name": "n"}, "spec": {}});
-        assert_eq!(field_value(nodes, &node, "spec.unschedulable").unwrap(), "false");
+        assert_eq!(
+            field_value(nodes, &node, "spec.unschedulable").unwrap(),
+            "false"
+        );
         assert_eq!(field_value(nodes, &node, "metadata.namespace"), None);
         let events = find("", "v1", "events").unwrap();
         let ev = json!({"involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "kubelet"}, "type": "Normal"});
-        assert_eq!(field_value(events, &ev, "involvedObject.kind").unwrap(), "Pod");
+        assert_eq!(
+            field_value(events, &ev, "involvedObject.kind").unwrap(),
+            "Pod"
+        );
         assert_eq!(field_value(events, &ev, "source").unwrap(), "kubelet");
         let secrets = find("", "v1", "secrets").unwrap();
         assert_eq!(
@@ -1023,7 +1042,12 @@ mod tests {
         );
         let pods = find("", "v1", "pods").unwrap();
         assert_eq!(
-            field_value(pods, &json!({"spec": {"hostNetwork": true}}), "spec.hostNetwork").unwrap(),
+            field_value(
+                pods,
+                &json!({"spec": {"hostNetwork": true}}),
+                "spec.hostNetwork"
+            )
+            .unwrap(),
             "true"
         );
     }

@@ -126,11 +126,7 @@ fn service_ips(obj: &Value) -> Vec<Ipv4Addr> {
     let mut ips: Vec<Ipv4Addr> = obj
         .pointer("/spec/clusterIPs")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str()?.parse().ok())
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
     if let Some(ip) = obj
         .pointer("/spec/clusterIP")
@@ -306,7 +302,9 @@ fn allocate_service(
                 errors.push(FieldError {
                     reason: "FieldValueInvalid",
                     field: format!("spec.ports[{i}].nodePort"),
-                    message: format!("Invalid value: {requested}: must be between 1 and 65535, inclusive"),
+                    message: format!(
+                        "Invalid value: {requested}: must be between 1 and 65535, inclusive"
+                    ),
                 });
                 continue;
             };

@@ -100,7 +100,12 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
     }]);
     ensure(srv, &epr.key(Some("default"), "kubernetes"), &ep, "subsets").await?;
     let slr = resource("discovery.k8s.io", "v1", "endpointslices");
-    let mut slice = base("EndpointSlice", "discovery.k8s.io/v1", "kubernetes", Some("default"));
+    let mut slice = base(
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+        "kubernetes",
+        Some("default"),
+    );
     slice["metadata"]["labels"] = json!({
         "kubernetes.io/service-name": "kubernetes",
         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
@@ -108,6 +113,12 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
     slice["addressType"] = json!("IPv4");
     slice["endpoints"] = json!([{"addresses": [address], "conditions": {"ready": true}}]);
     slice["ports"] = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
-    ensure(srv, &slr.key(Some("default"), "kubernetes"), &slice, "endpoints").await?;
+    ensure(
+        srv,
+        &slr.key(Some("default"), "kubernetes"),
+        &slice,
+        "endpoints",
+    )
+    .await?;
     Ok(())
 }

@@ -44,8 +44,16 @@ pub fn root_paths() -> Result<Response, ApiError> {
         }
     }
     paths.extend(
-        ["/healthz", "/livez", "/readyz", "/metrics", "/openapi/v2", "/openapi/v3", "/version"]
-            .map(String::from),
+        [
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/openapi/v2",
+            "/openapi/v3",
+            "/version",
+        ]
+        .map(String::from),
     );
     paths.dedup();
     Ok(json_ok(&json!({ "paths": paths })))
@@ -194,7 +202,10 @@ fn resource_entries(r: &ResourceInfo) -> Vec<Value> {
     for e in &mut out {
         if let Some(m) = e.as_object_mut() {
             for f in ["shortNames", "categories"] {
-                if m.get(f).and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+                if m.get(f)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.is_empty())
+                {
                     m.remove(f);
                 }
             }
@@ -333,10 +344,7 @@ pub fn openapi(segs: &[&str], _query: &Query, headers: &HeaderMap) -> Result<Res
             [
                 (http::header::CONTENT_TYPE, "application/json".to_string()),
                 (http::header::ETAG, format!("\"{hash}\"")),
-                (
-                    http::header::CACHE_CONTROL,
-                    "public, immutable".to_string(),
-                ),
+                (http::header::CACHE_CONTROL, "public, immutable".to_string()),
             ],
             bytes.as_ref().clone(),
         )

@@ -37,8 +37,12 @@ impl ApiError {
     }
 
     pub fn not_found_path() -> ApiError {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn not_found(resource: &ResourceInfo, name: &str) -> ApiError {
@@ -116,8 +120,12 @@ impl ApiError {
         if !resource.group.is_empty() {
             d["group"] = json!(resource.group);
         }
-        ApiError::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {list}"))
-            .with_details(d)
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {list}"),
+        )
+        .with_details(d)
     }
 
     pub fn gone(message: impl Into<String>) -> ApiError {

@@ -24,7 +24,8 @@ impl Filter {
         };
         let fields = match query.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 f.validate(resource)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)

@@ -82,7 +82,8 @@ pub async fn handle(
             let obj = get_object(srv, r, ns, name).await?;
             Ok(json_response(StatusCode::OK, &scale_of(&obj)?, vec![]))
         }
-        (Method::GET, Some(name), Some(Subresource::Log)) | (_, Some(name), Some(Subresource::Exec))
+        (Method::GET, Some(name), Some(Subresource::Log))
+        | (_, Some(name), Some(Subresource::Exec))
         | (_, Some(name), Some(Subresource::Attach))
         | (_, Some(name), Some(Subresource::PortForward)) => {
             kubelet_placeholder(srv, r, ns, name).await
@@ -183,7 +184,12 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
 
 fn json_response(code: StatusCode, v: &Value, warnings: Vec<String>) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
-    let mut resp = (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut resp = (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
     add_warnings(&mut resp, warnings);
     resp
 }
@@ -363,7 +369,9 @@ fn encode_continue(rev: i64, key: &str) -> String {
 }
 
 fn decode_continue(tok: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
     let raw = base64_decode(tok).ok_or_else(bad)?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rev = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
@@ -529,8 +537,8 @@ fn prune(r: &ResourceInfo, obj: Value, query: &Query) -> Result<(Value, Vec<Stri
             "fieldValidation parameter unsupported: {mode}. Must be one of \"Ignore\", \"Warn\" or \"Strict\""
         )));
     }
-    let (pruned, unknown) = api::validation::prune_unknown_fields(r, obj)
-        .map_err(ApiError::bad_request)?;
+    let (pruned, unknown) =
+        api::validation::prune_unknown_fields(r, obj).map_err(ApiError::bad_request)?;
     if unknown.is_empty() || mode == "Ignore" {
         return Ok((pruned, vec![]));
     }
@@ -567,7 +575,9 @@ async fn check_namespace_for_create(
         Some(nsobj) if objects::is_deleting(&nsobj) => Err(ApiError::forbidden(
             r,
             name,
-            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         )),
         Some(_) => Ok(()),
     }
@@ -653,7 +663,10 @@ async fn create(
     }
     // Status is the controllers' and kubelets' to write, except for nodes and namespaces.
     if r.has_subresource(Subresource::Status)
-        && !matches!(r.kind, "Node" | "Namespace" | "PersistentVolume" | "PersistentVolumeClaim")
+        && !matches!(
+            r.kind,
+            "Node" | "Namespace" | "PersistentVolume" | "PersistentVolumeClaim"
+        )
     {
         if let Some(map) = obj.as_object_mut() {
             map.remove("status");
@@ -1062,8 +1075,8 @@ async fn patch(
         let (pruned, w) = prune(r, patched, query)?;
         warnings = w;
         // A resourceVersion in the patch that differs from the stored one is a precondition.
-        let precondition = body_resource_version(&pruned)?
-            .filter(|rv| Some(*rv) != Some(object_revision(old)));
+        let precondition =
+            body_resource_version(&pruned)?.filter(|rv| Some(*rv) != Some(object_revision(old)));
         let precondition = match precondition {
             Some(rv) => Some(rv),
             None => None,
@@ -1130,7 +1143,11 @@ async fn update_scale(
     scale: Value,
     dry_run: bool,
 ) -> Result<Response, ApiError> {
-    if scale.pointer("/spec/replicas").and_then(Value::as_i64).is_some_and(|n| n < 0) {
+    if scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .is_some_and(|n| n < 0)
+    {
         return Err(ApiError::invalid(
             r,
             name,
@@ -1400,12 +1417,16 @@ async fn delete_one(
         }
         if r.kind == "Namespace" {
             let already = objects::is_deleting(&old);
-            if !already || namespace_has_spec_finalizers(&old) || !objects::finalizers(&old).is_empty() {
+            if !already
+                || namespace_has_spec_finalizers(&old)
+                || !objects::finalizers(&old).is_empty()
+            {
                 keep = namespace_has_spec_finalizers(&new) || !objects::finalizers(&new).is_empty();
                 if keep && !already {
                     objects::meta_mut(&mut new)
                         .insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
-                    objects::meta_mut(&mut new).insert("deletionGracePeriodSeconds".into(), json!(0));
+                    objects::meta_mut(&mut new)
+                        .insert("deletionGracePeriodSeconds".into(), json!(0));
                     new["status"]["phase"] = json!("Terminating");
                 }
             }
@@ -1433,8 +1454,10 @@ async fn delete_one(
                 // Graceful: the kubelet finishes the deletion. A second delete may only shorten it.
                 let effective = current.map_or(grace, |c| c.min(grace));
                 if current != Some(effective) {
-                    objects::meta_mut(&mut new)
-                        .insert("deletionTimestamp".into(), json!(objects::timestamp_after(effective)));
+                    objects::meta_mut(&mut new).insert(
+                        "deletionTimestamp".into(),
+                        json!(objects::timestamp_after(effective)),
+                    );
                     objects::meta_mut(&mut new)
                         .insert("deletionGracePeriodSeconds".into(), json!(effective));
                 }
@@ -1515,7 +1538,11 @@ async fn delete(
         if r.kind == "Pod" {
             return Ok(json_response(StatusCode::OK, &obj, vec![]));
         }
-        return Ok(json_response(StatusCode::OK, &delete_status(r, &obj), vec![]));
+        return Ok(json_response(
+            StatusCode::OK,
+            &delete_status(r, &obj),
+            vec![],
+        ));
     }
     let code = if r.kind == "Pod" {
         StatusCode::OK

@@ -18,7 +18,10 @@ struct Flags {
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
     /// Store: `embedded:PATH` (a durable SQLite file). Ignored when --etcd-servers is given.
-    #[arg(long, default_value = "embedded:/var/lib/minicluster/apiserver/state.db")]
+    #[arg(
+        long,
+        default_value = "embedded:/var/lib/minicluster/apiserver/state.db"
+    )]
     store: String,
     /// etcd endpoints (comma separated URLs); when set, etcd is the store.
     #[arg(long, value_delimiter = ',')]
@@ -53,8 +56,14 @@ fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
     let (lo, hi) = s
         .split_once('-')
         .with_context(|| format!("invalid --service-node-port-range {s:?}: want LOW-HIGH"))?;
-    let lo: u16 = lo.trim().parse().with_context(|| format!("invalid port {lo:?}"))?;
-    let hi: u16 = hi.trim().parse().with_context(|| format!("invalid port {hi:?}"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid port {lo:?}"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid port {hi:?}"))?;
     if lo == 0 || lo > hi {
         bail!("invalid --service-node-port-range {s:?}: low must be at least 1 and not above high");
     }
@@ -77,13 +86,19 @@ fn init_logging(verbosity: u8) {
 
 async fn open_store(flags: &Flags) -> anyhow::Result<Arc<dyn Store>> {
     if !flags.etcd_servers.is_empty() {
-        let s = store::etcd::EtcdStore::connect(&flags.etcd_servers, Some(flags.etcd_prefix.clone()))
-            .await
-            .with_context(|| format!("connecting to etcd at {}", flags.etcd_servers.join(",")))?;
+        let s =
+            store::etcd::EtcdStore::connect(&flags.etcd_servers, Some(flags.etcd_prefix.clone()))
+                .await
+                .with_context(|| {
+                    format!("connecting to etcd at {}", flags.etcd_servers.join(","))
+                })?;
         return Ok(Arc::new(s));
     }
     let Some(path) = flags.store.strip_prefix("embedded:") else {
-        bail!("invalid --store {:?}: want embedded:PATH (or use --etcd-servers)", flags.store);
+        bail!(
+            "invalid --store {:?}: want embedded:PATH (or use --etcd-servers)",
+            flags.store
+        );
     };
     let path = PathBuf::from(path);
     if let Some(parent) = path.parent() {

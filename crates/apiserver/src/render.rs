@@ -13,7 +13,12 @@ use crate::request::Rendering;
 
 pub use crate::request::IncludeObject;
 
-fn respond(code: StatusCode, content_type: &'static str, body: Vec<u8>, warnings: Vec<String>) -> Response {
+fn respond(
+    code: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    warnings: Vec<String>,
+) -> Response {
     let mut resp = (code, [(http::header::CONTENT_TYPE, content_type)], body).into_response();
     add_warnings(&mut resp, warnings);
     resp
@@ -29,7 +34,12 @@ pub fn partial_metadata(obj: &Value) -> Value {
 }
 
 /// A Table of the given objects.
-pub fn table(r: &ResourceInfo, objects: &[Value], include: IncludeObject, list_meta: Value) -> Value {
+pub fn table(
+    r: &ResourceInfo,
+    objects: &[Value],
+    include: IncludeObject,
+    list_meta: Value,
+) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
@@ -69,7 +79,12 @@ pub fn object_response(
         Rendering::Metadata => partial_metadata(&obj),
         Rendering::Table(include) => table(r, &[obj], include, json!({})),
     };
-    respond(code, "application/json", serde_json::to_vec(&v).unwrap_or_default(), warnings)
+    respond(
+        code,
+        "application/json",
+        serde_json::to_vec(&v).unwrap_or_default(),
+        warnings,
+    )
 }
 
 /// A list in the requested rendering. Items are written without copying them.
@@ -110,12 +125,22 @@ pub fn list_response(
                 "metadata": meta,
                 "items": items.iter().map(|o| partial_metadata(o)).collect::<Vec<_>>(),
             });
-            respond(StatusCode::OK, "application/json", serde_json::to_vec(&list).unwrap_or_default(), vec![])
+            respond(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec(&list).unwrap_or_default(),
+                vec![],
+            )
         }
         Rendering::Table(include) => {
             let objs: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
             let t = table(r, &objs, include, meta);
-            respond(StatusCode::OK, "application/json", serde_json::to_vec(&t).unwrap_or_default(), vec![])
+            respond(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec(&t).unwrap_or_default(),
+                vec![],
+            )
         }
     }
 }

@@ -284,8 +284,8 @@ mod tests {
 
     #[test]
     fn namespaced_and_cluster_paths() {
-        let p = parse_resource_path("", "v1", &["namespaces", "ns1", "pods", "web", "status"])
-            .unwrap();
+        let p =
+            parse_resource_path("", "v1", &["namespaces", "ns1", "pods", "web", "status"]).unwrap();
         assert_eq!(p.resource.plural, "pods");
         assert_eq!(p.namespace.as_deref(), Some("ns1"));
         assert_eq!(p.name.as_deref(), Some("web"));
@@ -330,7 +330,9 @@ mod tests {
         );
         h.insert(
             http::header::ACCEPT,
-            "application/vnd.kubernetes.protobuf, application/json".parse().unwrap(),
+            "application/vnd.kubernetes.protobuf, application/json"
+                .parse()
+                .unwrap(),
         );
         assert_eq!(rendering(&h, &Query::default()).unwrap(), Rendering::Object);
     }

@@ -87,7 +87,9 @@ impl ApiServer {
 
     /// The axum router serving every path.
     pub fn router(self: &Arc<ApiServer>) -> axum::Router {
-        axum::Router::new().fallback(dispatch).with_state(self.clone())
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(self.clone())
     }
 
     /// The IP published for the `kubernetes` service.

@@ -50,13 +50,14 @@ pub async fn serve(
             }
             Start::Initial { end_bookmark: true }
         }
-        (_, None) | (_, Some("0")) if send_initial != Some("false") => {
-            Start::Initial { end_bookmark: false }
-        }
+        (_, None) | (_, Some("0")) if send_initial != Some("false") => Start::Initial {
+            end_bookmark: false,
+        },
         (_, None) => Start::After(srv.cache.revision()),
-        (_, Some(v)) => Start::After(v.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {v:?}"))
-        })?),
+        (_, Some(v)) => Start::After(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
+        ),
     };
     let timeout = match query.int("timeoutSeconds")? {
         Some(t) if t > 0 => Duration::from_secs(t as u64),
@@ -81,8 +82,8 @@ pub async fn serve(
     };
     let Some(sub) = subscription else {
         let oldest = rc.oldest().await;
-        let status = ApiError::gone(format!("too old resource version: {after} ({oldest})"))
-            .to_status();
+        let status =
+            ApiError::gone(format!("too old resource version: {after} ({oldest})")).to_status();
         let line = event_line("ERROR", &status);
         let _ = tx.send(Ok(line)).await;
         drop(tx);
@@ -226,10 +227,7 @@ impl Watcher {
             }
             ev.kind
         } else {
-            let was = ev
-                .previous
-                .as_ref()
-                .is_some_and(|p| self.filter.matches(p));
+            let was = ev.previous.as_ref().is_some_and(|p| self.filter.matches(p));
             match (ev.kind, was, now_matches) {
                 (EventType::Deleted, true, _) => EventType::Deleted,
                 (EventType::Deleted, false, _) => return true,

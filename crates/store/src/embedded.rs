@@ -21,7 +21,9 @@
 //! it re-reads the missed revisions from the log and carries on. Only if the log was compacted
 //! past the watcher's position meanwhile does the stream yield [`StoreError::Compacted`] and end.
 //!
-//! Only one process may open a store file at a time (the writer keeps the broadcast in-process).
+//! Open a store file once, in one process: revisions stay correct if it is opened twice (each
+//! write transaction reads the counter), but watches only see writes made through their own
+//! handle. Share one `EmbeddedStore` (in an `Arc`) instead.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,14 @@ fn sqlite_error(path: &str, source: rusqlite::Error) -> StoreError {
     }
 }
 
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EmbeddedStore {
     /// Opens (creating if needed) the store file at `path` with default options.
     ///
@@ -291,8 +301,10 @@ fn read_revisions(conn: &Connection) -> rusqlite::Result<(Revision, Revision)> {
     Ok((current_revision(conn)?, compacted_revision(conn)?))
 }
 
+/// The revision of the last write. Like etcd, an empty store is at revision 1 (the first write
+/// gets 2), so that no list ever reports revision 0, which `watch` reads as "from now on".
 fn current_revision(conn: &Connection) -> rusqlite::Result<Revision> {
-    conn.query_row("SELECT COALESCE(MAX(revision), 0) FROM log", [], |r| {
+    conn.query_row("SELECT COALESCE(MAX(revision), 1) FROM log", [], |r| {
         r.get(0)
     })
 }
@@ -473,7 +485,7 @@ fn read_log(
         "SELECT l.revision, l.key, l.deleted, l.create_revision, l.prev_revision, l.value,
                 p.value, p.create_revision
          FROM log AS l LEFT JOIN log AS p ON l.deleted = 0 AND p.revision = l.prev_revision
-         WHERE l.revision > ?1 AND l.key >= ?2 AND l.key < ?3
+         WHERE l.revision > ?1 AND +l.key >= ?2 AND +l.key < ?3
          ORDER BY l.revision LIMIT ?4",
     )?;
     let rows = stmt.query_map(params![after, lower, upper, CATCH_UP_BATCH as i64], |row| {

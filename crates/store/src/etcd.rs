@@ -8,9 +8,11 @@
 //! - delete: `txn(create_revision > 0 [&& mod_revision == expected] → delete, else get)`.
 //! - list: one range read (key order) at the requested revision, paged with `limit` and a start
 //!   key just after `start_after`.
-//! - watch: `start_revision = after + 1` with `prev_kv`; a compacted start revision, found by a
-//!   range probe before watching or reported by etcd while watching, becomes
-//!   [`StoreError::Compacted`].
+//! - watch: `start_revision = after + 1` with `prev_kv`, after a probe read at `after` that
+//!   fails with [`StoreError::Compacted`] when `after` is below the compacted revision (etcd
+//!   itself would accept `after + 1 == compacted` but may have dropped a delete at exactly that
+//!   revision). A compaction reported by etcd while watching also ends the stream with
+//!   `Compacted`. `after == 0` watches from the current revision.
 //! - compacted_revision: etcd does not report it, so it is probed: a read at revision `r` fails
 //!   with "compacted" exactly when `r` is below the compacted revision; a binary search over
 //!   `[known, current]` finds it (a handful of cheap count-only reads). `known` is the highest
@@ -44,6 +46,14 @@ pub struct EtcdStore {
     prefix: Vec<u8>,
     /// Highest compacted revision seen so far.
     known_compacted: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .finish_non_exhaustive()
+    }
 }
 
 impl EtcdStore {
@@ -112,10 +122,7 @@ impl EtcdStore {
 
     /// Whether revision `revision` can still be read: Ok(false) when it was compacted.
     async fn readable_at(&self, revision: Revision) -> Result<bool, StoreError> {
-        let options = GetOptions::new()
-            .with_revision(revision)
-            .with_count_only()
-            .with_serializable();
+        let options = GetOptions::new().with_revision(revision).with_count_only();
         match self
             .client
             .kv_client()
@@ -236,6 +243,8 @@ fn else_get(
 
 struct EtcdWatch {
     stream: etcd_client::WatchStream,
+    /// The watched prefix, for error messages.
+    prefix: String,
     store: EtcdStore,
     /// Revision of the last event delivered (or the one the watch started after).
     last: Revision,
@@ -264,7 +273,8 @@ impl EtcdWatch {
                         }
                     } else if response.canceled() {
                         StoreError::Other(format!(
-                            "etcd watch canceled: {}",
+                            "etcd watch of {} canceled: {}",
+                            self.prefix,
                             response.cancel_reason()
                         ))
                     } else {
@@ -283,7 +293,7 @@ impl EtcdWatch {
                         continue;
                     }
                 }
-                Ok(None) => StoreError::Other("etcd watch stream ended".to_string()),
+                Ok(None) => StoreError::Other(format!("etcd watch of {} ended", self.prefix)),
                 Err(e) => StoreError::Etcd(e),
             };
             self.done = true;
@@ -504,6 +514,7 @@ impl Store for EtcdStore {
         }
         let state = EtcdWatch {
             stream,
+            prefix: prefix.to_string(),
             store: self.clone(),
             last: after,
             pending,

@@ -162,7 +162,8 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Compacted`] when `0 < after < compacted_revision()`.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError>;
 
-    /// The store's current revision (that of the last write).
+    /// The store's current revision (that of the last write; 1 for an empty store, on both
+    /// backends, so a list never reports revision 0).
     async fn current_revision(&self) -> Result<Revision, StoreError>;
 
     /// Forget history before `revision`: older revisions can no longer be listed or watched.

@@ -1,7 +1,7 @@
 //! The conformance suite against the etcd backend, on a real etcd started per test on loopback.
 //!
-//! Needs /usr/bin/etcd (Debian's etcd-server); without it every test prints a loud SKIPPED
-//! message and passes.
+//! Needs /usr/bin/etcd (Debian's etcd-server; `STORE_TEST_ETCD` may name another binary);
+//! without it every test prints a loud SKIPPED message and passes.
 
 mod common;
 
@@ -35,6 +35,10 @@ impl Drop for Etcd {
     }
 }
 
+fn etcd_binary() -> String {
+    std::env::var("STORE_TEST_ETCD").unwrap_or_else(|_| ETCD.to_string())
+}
+
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
@@ -43,8 +47,11 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts etcd on free loopback ports, or `None` (after a loud message) when not installed.
     async fn start() -> Option<Etcd> {
-        if !Path::new(ETCD).exists() {
-            eprintln!("SKIPPED: etcd not installed ({ETCD} missing; apt-get install etcd-server)");
+        let binary = etcd_binary();
+        if !Path::new(&binary).exists() {
+            eprintln!(
+                "SKIPPED: etcd not installed ({binary} missing; apt-get install etcd-server)"
+            );
             return None;
         }
         // A port picked as free can be taken before etcd binds it: try a few times.
@@ -64,7 +71,7 @@ impl Etcd {
         let peer = format!("http://127.0.0.1:{}", free_port());
         let log_path = dir.path().join("etcd.log");
         let log = File::create(&log_path).expect("etcd log file");
-        let child = Command::new(ETCD)
+        let child = Command::new(etcd_binary())
             .arg("--name=test")
             .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
@@ -102,9 +109,12 @@ impl Etcd {
     }
 
     async fn store(&self, prefix: Option<&str>) -> EtcdStore {
-        EtcdStore::connect(&[self.endpoint.clone()], prefix.map(str::to_string))
-            .await
-            .expect("connect to etcd")
+        EtcdStore::connect(
+            std::slice::from_ref(&self.endpoint),
+            prefix.map(str::to_string),
+        )
+        .await
+        .expect("connect to etcd")
     }
 }
 

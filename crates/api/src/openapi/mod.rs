@@ -11,6 +11,7 @@
 
 mod extensions;
 mod paths;
+mod protobuf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
@@ -34,26 +35,26 @@ const V2_REF: &str = "#/definitions/";
 
 /// Content type of the JSON documents.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
-/// The protobuf form of `/openapi/v2` that client-go's discovery asks for; not served.
-pub const CONTENT_TYPE_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
-/// The protobuf form of a v3 document; not served.
-pub const CONTENT_TYPE_V3_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
+/// Content type of the protobuf form of `/openapi/v2` as kube-apiserver answers it. client-go's
+/// discovery (`OpenAPISchema()`) asks only for that form, spelled
+/// `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`; the `@` form must not be
+/// echoed back (Go's mime parser rejects it), hence the dotted form. See [`v2_protobuf`].
+pub const CONTENT_TYPE_V2_PROTOBUF: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-/// A generated document: the JSON value, its serialized bytes and their hash (uppercase hex
-/// SHA-512, as kube-apiserver puts in `?hash=` and the ETag).
+/// A generated document: its serialized bytes and their hash (uppercase hex SHA-512, as
+/// kube-apiserver puts in `?hash=` and the ETag).
 #[derive(Debug)]
 pub struct Document {
-    pub value: Value,
     pub bytes: Arc<Vec<u8>>,
     pub hash: String,
 }
 
 impl Document {
-    fn new(value: Value) -> Document {
-        let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    fn new(value: &Value) -> Document {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
         let hash = hex::encode_upper(Sha512::digest(&bytes));
         Document {
-            value,
             bytes: Arc::new(bytes),
             hash,
         }
@@ -62,6 +63,16 @@ impl Document {
     /// The ETag header value: the hash, quoted.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.hash)
+    }
+
+    /// The bytes for the life of the process (for a zero-copy `Bytes::from_static`).
+    pub fn static_bytes(&'static self) -> &'static [u8] {
+        self.bytes.as_slice()
+    }
+
+    /// The document parsed back into JSON (JSON documents only).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
     }
 }
 
@@ -76,22 +87,22 @@ pub fn v3_key(group: &str, version: &str) -> String {
 
 /// The `/openapi/v3` index: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=..."}}}`.
 pub fn v3_index() -> Value {
-    V3_INDEX.value.clone()
+    DOCS.v3_index.value()
 }
 
 /// The `/openapi/v3` index as bytes ready to serve (`application/json`), with its hash.
 pub fn v3_index_document() -> &'static Document {
-    &V3_INDEX
+    &DOCS.v3_index
 }
 
 /// The OpenAPI 3.0 document of one group/version (`api/v1`, `apis/apps/v1`), if served.
 pub fn v3_group_version(gv: &str) -> Option<Value> {
-    v3_group_version_document(gv).map(|d| d.value.clone())
+    v3_group_version_document(gv).map(Document::value)
 }
 
 /// The OpenAPI 3.0 document of one group/version with its bytes and hash.
 pub fn v3_group_version_document(gv: &str) -> Option<&'static Document> {
-    V3_DOCS.get(gv.trim_matches('/'))
+    DOCS.v3.get(gv.trim_matches('/'))
 }
 
 /// Bytes of one group/version's v3 document (`application/json`) and its hash.
@@ -101,17 +112,36 @@ pub fn v3_group_version_bytes(gv: &str) -> Option<(Arc<Vec<u8>>, String)> {
 
 /// The swagger 2.0 document served at `/openapi/v2` (JSON form).
 pub fn v2() -> Value {
-    V2_DOC.value.clone()
+    DOCS.v2.value()
 }
 
-/// The swagger 2.0 document with its bytes and hash.
+/// The swagger 2.0 document (JSON form) with its bytes and hash.
 pub fn v2_document() -> &'static Document {
-    &V2_DOC
+    &DOCS.v2
 }
 
 /// Bytes of the swagger 2.0 document (`application/json`) and its hash.
 pub fn v2_bytes() -> (Arc<Vec<u8>>, String) {
-    (V2_DOC.bytes.clone(), V2_DOC.hash.clone())
+    (DOCS.v2.bytes.clone(), DOCS.v2.hash.clone())
+}
+
+/// The swagger 2.0 document as gnostic protobuf (serve with [`CONTENT_TYPE_V2_PROTOBUF`]
+/// when [`accepts_v2_protobuf`]); its hash is the JSON form's, as kube-apiserver does.
+pub fn v2_protobuf() -> &'static Document {
+    &DOCS.v2_protobuf
+}
+
+/// Whether an Accept header asks for the protobuf form of `/openapi/v2` (either spelling).
+pub fn accepts_v2_protobuf(accept: &str) -> bool {
+    accept.split(',').any(|a| {
+        a.trim()
+            .starts_with("application/com.github.proto-openapi.spec.v2")
+    })
+}
+
+/// Builds every document now (they are otherwise built on first use, which takes a moment).
+pub fn warm_up() {
+    LazyLock::force(&DOCS);
 }
 
 /// The schema name of a kind: `io.k8s.api.core.v1.Pod`, `io.k8s.api.apps.v1.Deployment`.
@@ -126,24 +156,54 @@ pub fn schema_name(group: &str, version: &str, kind: &str) -> String {
 
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
 
-static V3_INDEX: LazyLock<Document> = LazyLock::new(|| {
+/// Every served document, built together so that the schemas are generated once and dropped.
+struct Docs {
+    v3_index: Document,
+    v3: BTreeMap<String, Document>,
+    v2: Document,
+    v2_protobuf: Document,
+}
+
+static DOCS: LazyLock<Docs> = LazyLock::new(|| {
+    let schemas = build_schemas();
+    let v3 = build_v3(&schemas);
     let mut paths = Map::new();
-    for (key, doc) in V3_DOCS.iter() {
+    for (key, doc) in &v3 {
         paths.insert(
             key.clone(),
             json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={}", doc.hash) }),
         );
     }
-    Document::new(json!({ "paths": paths }))
+    let v3_index = Document::new(&json!({ "paths": paths }));
+    let v2_value = build_v2(&schemas);
+    let v2 = Document::new(&v2_value);
+    let v2_protobuf = Document {
+        bytes: Arc::new(protobuf::encode_document(&v2_value)),
+        hash: v2.hash.clone(),
+    };
+    Docs {
+        v3_index,
+        v3,
+        v2,
+        v2_protobuf,
+    }
 });
 
-static V3_DOCS: LazyLock<BTreeMap<String, Document>> = LazyLock::new(|| {
-    let schemas = &*SCHEMAS;
+/// The resources of a group/version that have a schema.
+fn served_resources(
+    schemas: &BTreeMap<String, Value>,
+    group: &str,
+    version: &str,
+) -> Vec<&'static ResourceInfo> {
+    registry::resources_in(group, version)
+        .filter(|r| schemas.contains_key(&schema_name(r.group, r.version, r.kind)))
+        .collect()
+}
+
+fn build_v3(schemas: &BTreeMap<String, Value>) -> BTreeMap<String, Document> {
     let mut out = BTreeMap::new();
     for gv in registry::group_versions() {
-        let resources: Vec<&ResourceInfo> = registry::resources_in(gv.group, gv.version)
-            .filter(|r| schemas.contains_key(&schema_name(r.group, r.version, r.kind)))
-            .collect();
+        let resources = served_resources(schemas, gv.group, gv.version);
         let mut roots: Vec<String> = Vec::new();
         for r in &resources {
             roots.push(schema_name(r.group, r.version, r.kind));
@@ -175,13 +235,12 @@ static V3_DOCS: LazyLock<BTreeMap<String, Document>> = LazyLock::new(|| {
             },
             "security": [{ "BearerToken": [] }]
         });
-        out.insert(v3_key(gv.group, gv.version), Document::new(doc));
+        out.insert(v3_key(gv.group, gv.version), Document::new(&doc));
     }
     out
-});
+}
 
-static V2_DOC: LazyLock<Document> = LazyLock::new(|| {
-    let schemas = &*SCHEMAS;
+fn build_v2(schemas: &BTreeMap<String, Value>) -> Value {
     let mut definitions = Map::new();
     for (name, schema) in schemas {
         let mut s = schema.clone();
@@ -206,14 +265,12 @@ static V2_DOC: LazyLock<Document> = LazyLock::new(|| {
     );
     let mut paths_json = Map::new();
     for gv in registry::group_versions() {
-        let resources: Vec<&ResourceInfo> = registry::resources_in(gv.group, gv.version)
-            .filter(|r| schemas.contains_key(&schema_name(r.group, r.version, r.kind)))
-            .collect();
+        let resources = served_resources(schemas, gv.group, gv.version);
         for item in paths::group_version_paths(gv.group, gv.version, &resources) {
             paths_json.insert(item.path.clone(), item.to_v2());
         }
     }
-    Document::new(json!({
+    json!({
         "swagger": "2.0",
         "info": { "title": "Kubernetes", "version": "v1.33.0" },
         "paths": paths_json,
@@ -227,8 +284,8 @@ static V2_DOC: LazyLock<Document> = LazyLock::new(|| {
             }
         },
         "security": [{ "BearerToken": [] }]
-    }))
-});
+    })
+}
 
 fn description_of(schemas: &BTreeMap<String, Value>, name: &str) -> Value {
     schemas
@@ -238,15 +295,13 @@ fn description_of(schemas: &BTreeMap<String, Value>, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Every schema (v3 form, refs under `#/components/schemas/`), keyed by name.
-static SCHEMAS: LazyLock<BTreeMap<String, Value>> = LazyLock::new(build_schemas);
-
 macro_rules! subschemas {
     ($gen:expr; $($t:ty),* $(,)?) => {
         $( let _ = $gen.subschema_for::<$t>(); )*
     };
 }
 
+/// Every schema (v3 form, refs under `#/components/schemas/`), keyed by name.
 fn build_schemas() -> BTreeMap<String, Value> {
     let mut generator = SchemaGenerator::new(SchemaSettings::openapi3().with(|s| {
         s.meta_schema = None;
@@ -264,11 +319,8 @@ fn build_schemas() -> BTreeMap<String, Value> {
         meta::DeleteOptions, meta::Status, meta::WatchEvent<core::Pod>, meta::Patch,
         meta::APIResourceList,
     );
-    let mut schemas: BTreeMap<String, Value> = generator
-        .take_definitions(false)
-        .into_iter()
-        .map(|(k, v)| (k, v))
-        .collect();
+    let mut schemas: BTreeMap<String, Value> =
+        generator.take_definitions(false).into_iter().collect();
 
     // Lists: k8s-openapi has one generic List<T> without a schema.
     for r in registry::RESOURCES {

@@ -817,10 +817,7 @@ fn resource_paths(r: &ResourceInfo, prefix: &str, tag: &str, og: &str) -> Vec<Pa
 
 /// "a Pod", "an Endpoints".
 fn article(kind: &str) -> String {
-    let vowel = kind
-        .chars()
-        .next()
-        .is_some_and(|c| "AEIOU".contains(c));
+    let vowel = kind.chars().next().is_some_and(|c| "AEIOU".contains(c));
     if vowel {
         format!("an {kind}")
     } else {

@@ -36,7 +36,10 @@ fn patch_operations_declare_field_validation_and_strategic_merge() {
         .get("application/strategic-merge-patch+json")
         .is_some());
     let apps = v3_group_version("apis/apps/v1").unwrap();
-    let op = patch_op(&apps, "/apis/apps/v1/namespaces/{namespace}/deployments/{name}");
+    let op = patch_op(
+        &apps,
+        "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    );
     assert_eq!(op["operationId"], "patchAppsV1NamespacedDeployment");
     let nodes = patch_op(&doc, "/api/v1/nodes/{name}");
     assert_eq!(nodes["operationId"], "patchCoreV1Node");
@@ -125,8 +128,23 @@ fn dump_documents_when_asked() {
     std::fs::write(dir.join("v3-index.json"), &*v3_index_document().bytes).unwrap();
     for gv in registry::group_versions() {
         let key = v3_key(gv.group, gv.version);
-        let file = dir.join("v3").join(format!("{}.json", key.replace('/', "__")));
+        let file = dir
+            .join("v3")
+            .join(format!("{}.json", key.replace('/', "__")));
         std::fs::write(file, &*v3_group_version_document(&key).unwrap().bytes).unwrap();
     }
     std::fs::write(dir.join("v2.json"), &*v2_document().bytes).unwrap();
+    std::fs::write(dir.join("v2.pb"), &*v2_protobuf().bytes).unwrap();
+}
+
+#[test]
+fn v2_protobuf_starts_with_the_swagger_version() {
+    let doc = v2_protobuf();
+    // field 1 (swagger), wire type 2, length 3, "2.0"
+    assert_eq!(&doc.bytes[..5], &[0x0a, 3, b'2', b'.', b'0']);
+    assert!(doc.bytes.len() > 100_000);
+    assert!(accepts_v2_protobuf(
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json"
+    ));
+    assert!(!accepts_v2_protobuf("application/json"));
 }

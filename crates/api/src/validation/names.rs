@@ -7,7 +7,8 @@ use regex::Regex;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -16,7 +17,8 @@ const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', 
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const CONFIG_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_KEY_ERR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+const CONFIG_KEY_ERR: &str =
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 
 fn anchored(fmt: &str) -> Regex {
     Regex::new(&format!("^(?:{fmt})$")).expect("static regex")
@@ -283,7 +285,10 @@ mod tests {
     fn qualified_names() {
         assert!(is_qualified_name("app").is_empty());
         assert!(is_qualified_name("example.com/App_x").is_empty());
-        assert_eq!(is_qualified_name("/a"), vec!["prefix part must be non-empty"]);
+        assert_eq!(
+            is_qualified_name("/a"),
+            vec!["prefix part must be non-empty"]
+        );
         assert_eq!(
             is_qualified_name("a/"),
             vec![
@@ -300,7 +305,10 @@ mod tests {
         assert!(is_valid_label_value("").is_empty());
         assert!(is_valid_label_value("v1.2_x").is_empty());
         assert!(!is_valid_label_value("-x").is_empty());
-        assert_eq!(is_valid_label_value(&"a".repeat(64)), vec![max_len_error(63)]);
+        assert_eq!(
+            is_valid_label_value(&"a".repeat(64)),
+            vec![max_len_error(63)]
+        );
     }
 
     #[test]

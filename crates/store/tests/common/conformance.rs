@@ -45,6 +45,10 @@ fn keys(items: &[KeyValue]) -> Vec<&str> {
 pub async fn create_get_already_exists(store: Arc<dyn Store>) {
     assert_eq!(store.get("/c/a").await.expect("get missing"), None);
     let before = store.current_revision().await.expect("current revision");
+    assert!(before >= 1, "a fresh store is at revision 1, never 0");
+    let empty = store.list("/", ListOptions::default()).await.expect("list");
+    assert!(empty.items.is_empty());
+    assert_eq!(empty.revision, before);
     let rev = store.create("/c/a", b"one".to_vec()).await.expect("create");
     assert!(rev > before, "create revision {rev} not after {before}");
     let kv = store.get("/c/a").await.expect("get").expect("created key");
@@ -304,6 +308,19 @@ pub async fn list_pages_with_limit_and_start_after(store: Arc<dyn Store>) {
         .await
         .expect("list after the last key");
     assert!(beyond.items.is_empty() && !beyond.more);
+    let past = store
+        .list(
+            "/page/",
+            ListOptions {
+                start_after: Some("/zzz".to_string()),
+                revision: Some(pinned),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list after a key past the prefix");
+    assert!(past.items.is_empty() && !past.more);
+    assert_eq!(past.revision, pinned);
     let before = store
         .list(
             "/page/",

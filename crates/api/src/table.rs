@@ -1,1 +1,0 @@
-//! Server-side Table output (`meta.k8s.io/v1` Table) for `kubectl get`.
