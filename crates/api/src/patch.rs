@@ -275,14 +275,19 @@ fn merge_map(
         }
         original.retain(|k, _| keys.contains(&k.as_str()));
     }
-    // Element order directives apply after the lists are merged.
-    let mut orders: Vec<(&str, &Value)> = Vec::new();
+    // Element order directives apply after the lists are merged, against the original order.
+    let mut orders: Vec<(&str, &Value, Vec<Value>)> = Vec::new();
     for (k, v) in patch {
         if k == DIRECTIVE || k == RETAIN_KEYS {
             continue;
         }
         if let Some(field) = k.strip_prefix(SET_ORDER) {
-            orders.push((field, v));
+            let server_order = original
+                .get(field)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            orders.push((field, v, server_order));
             continue;
         }
         if let Some(field) = k.strip_prefix(DELETE_PRIMITIVE) {
@@ -311,18 +316,21 @@ fn merge_map(
             original.insert(k.clone(), m);
         }
     }
-    for (field, order) in orders {
+    for (field, order, server_order) in orders {
         let Some(order) = order.as_array() else {
             return Err(PatchError::Strategic(format!(
                 "{SET_ORDER}{field} must be a list"
             )));
         };
+        let key = match ty.list(field) {
+            ListStrategy::MergeKey(key) => Some(key),
+            ListStrategy::MergeSet => None,
+            // Order directives only apply to merged lists.
+            ListStrategy::Replace => continue,
+        };
         if let Some(Value::Array(items)) = original.get_mut(field) {
-            let key = match ty.list(field) {
-                ListStrategy::MergeKey(key) => Some(key),
-                _ => None,
-            };
-            reorder(items, order, key);
+            let merged = std::mem::take(items);
+            *items = normalize_order(merged, order, &server_order, key);
         }
     }
     Ok(original)
@@ -385,6 +393,7 @@ fn merge_list(
     match strategy {
         ListStrategy::Replace => clean_list(patch.to_vec(), ty),
         ListStrategy::MergeSet => {
+            let server_order = original.clone().unwrap_or_default();
             let mut out = original.unwrap_or_default();
             for p in patch {
                 if p.is_object() || p.is_array() {
@@ -396,9 +405,10 @@ fn merge_list(
                     out.push(p.clone());
                 }
             }
-            Ok(out)
+            Ok(normalize_order(out, patch, &server_order, None))
         }
         ListStrategy::MergeKey(merge_key) => {
+            let server_order = original.clone().unwrap_or_default();
             let mut out = original.unwrap_or_default();
             for p in patch {
                 let Value::Object(pm) = p else {
@@ -448,7 +458,7 @@ fn merge_list(
                     }
                 }
             }
-            Ok(out)
+            Ok(normalize_order(out, patch, &server_order, Some(merge_key)))
         }
     }
 }
@@ -466,29 +476,57 @@ fn same_key(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Orders `items` as `order` lists them; items absent from `order` keep their relative place
-/// after the ordered ones.
-fn reorder(items: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
+/// Upstream's normalizeElementOrder: the merged items named in `patch_order` come in that
+/// order, the others (server-only) in their original order, and the two runs are interleaved
+/// by their positions in `server_order` (mergeSortedSlice).
+fn normalize_order(
+    merged: Vec<Value>,
+    patch_order: &[Value],
+    server_order: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
     let ident = |v: &Value| -> Value {
         match key {
             Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
             None => v.clone(),
         }
     };
-    let wanted: Vec<Value> = order.iter().map(&ident).collect();
-    let mut ordered: Vec<Value> = Vec::new();
-    let mut rest: Vec<Value> = Vec::new();
-    let mut slots: Vec<Option<Value>> = vec![None; wanted.len()];
-    for item in items.drain(..) {
-        let id = ident(&item);
-        match wanted.iter().position(|w| same_key(w, &id)) {
-            Some(i) if slots[i].is_none() => slots[i] = Some(item),
-            _ => rest.push(item),
+    let position = |list: &[Value], item: &Value| -> Option<usize> {
+        let id = ident(item);
+        list.iter().position(|o| {
+            let is_delete = o.get(DIRECTIVE).and_then(Value::as_str) == Some("delete");
+            !is_delete && same_key(&ident(o), &id)
+        })
+    };
+    let (mut patch_items, mut server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|m| position(patch_order, m).is_some());
+    patch_items.sort_by_key(|m| position(patch_order, m));
+    server_only.sort_by_key(|m| position(server_order, m).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(patch_items.len() + server_only.len());
+    let (mut left, mut right) = (
+        server_only.into_iter().peekable(),
+        patch_items.into_iter().peekable(),
+    );
+    loop {
+        match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => out.extend(left.next()),
+            (None, Some(_)) => out.extend(right.next()),
+            (Some(l), Some(r)) => {
+                let take_left = match (position(server_order, l), position(server_order, r)) {
+                    (Some(li), Some(ri)) => li < ri,
+                    _ => false,
+                };
+                if take_left {
+                    out.extend(left.next());
+                } else {
+                    out.extend(right.next());
+                }
+            }
         }
     }
-    ordered.extend(slots.into_iter().flatten());
-    ordered.extend(rest);
-    *items = ordered;
+    out
 }
 
 /// Removes directives and nulls from a value added without an original.
@@ -578,7 +616,8 @@ mod tests {
     }
 
     #[test]
-    fn new_container_is_appended() {
+    fn new_container_comes_first_without_element_order() {
+        // Upstream's mergeSortedSlice puts patch items absent from the live list first.
         let out = smp(
             "deployments",
             "apps",
@@ -589,7 +628,26 @@ mod tests {
             .as_array()
             .unwrap();
         assert_eq!(cs.len(), 3);
-        assert_eq!(cs[2]["name"], "extra");
+        assert_eq!(cs[0]["name"], "extra");
+        assert_eq!(cs[1]["name"], "web");
+    }
+
+    #[test]
+    fn patch_order_is_kept_like_upstream() {
+        // mergeSortedSlice: new patch items first in patch order, server-only ones interleaved.
+        let out = smp(
+            "deployments",
+            "apps",
+            deployment(),
+            json!({"spec":{"template":{"spec":{"containers":[{"name":"extra","image":"x"},{"name":"web","image":"v2"}]}}}}),
+        );
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["extra", "web", "side"]);
     }
 
     #[test]
@@ -703,6 +761,13 @@ mod tests {
             json!({"metadata": {"finalizers": ["b", "c"]}}),
         );
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
+        let out = smp(
+            "configmaps",
+            "",
+            json!({"metadata": {"finalizers": ["a", "b"]}}),
+            json!({"metadata": {"finalizers": ["c", "a"]}}),
+        );
+        assert_eq!(out["metadata"]["finalizers"], json!(["c", "a", "b"]));
         let out = smp(
             "configmaps",
             "",

@@ -711,7 +711,7 @@ fn find_unescaped(s: &str, pat: &str) -> Option<usize> {
             i += 2;
             continue;
         }
-        if s[i..].starts_with(pat) {
+        if bytes[i..].starts_with(pat.as_bytes()) {
             return Some(i);
         }
         i += 1;
@@ -1050,6 +1050,28 @@ mod tests {
             .unwrap(),
             "true"
         );
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for input in [
+            "é=ü",
+            "a in (é,",
+            "!",
+            "!!a",
+            "a==",
+            "(",
+            ")",
+            "a notin",
+            "a in ()",
+            "x,,y",
+            "\\",
+        ] {
+            let _ = Selector::parse(input);
+            let _ = FieldSelector::parse(input);
+        }
+        assert!(FieldSelector::parse("metadata.name=é").is_ok());
+        assert!(FieldSelector::parse("é!=x").is_ok());
     }
 
     #[test]

@@ -100,7 +100,8 @@ impl WatchCache {
             .list(
                 "/registry/",
                 ListOptions {
-                    revision: if start > 0 { Some(start) } else { None },
+                    // A store that was never compacted keeps its history from revision 1.
+                    revision: Some(start.max(1)),
                     ..Default::default()
                 },
             )

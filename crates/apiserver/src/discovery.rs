@@ -323,49 +323,46 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     e
 }
 
-/// `/openapi/v2`, `/openapi/v3`, `/openapi/v3/{api/v1|apis/g/v}`.
+/// `/openapi/v2` (JSON, or the protobuf form kubectl asks for), `/openapi/v3` and
+/// `/openapi/v3/{api/v1|apis/g/v}`.
 pub fn openapi(segs: &[&str], _query: &Query, headers: &HeaderMap) -> Result<Response, ApiError> {
     let accept = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let json_ok_accept = accept.split(',').any(|a| {
+    let json_acceptable = accept.split(',').any(|a| {
         let m = a.split(';').next().unwrap_or("").trim();
         matches!(m, "application/json" | "*/*" | "application/*" | "")
     });
-    let serve = |bytes: Arc<Vec<u8>>, hash: String| -> Result<Response, ApiError> {
-        if !json_ok_accept {
-            return Err(ApiError::not_acceptable(
-                "only the following media types are accepted: application/json",
-            ));
-        }
-        Ok((
+    let serve = |doc: &'static api::openapi::Document, content_type: &'static str| {
+        (
             StatusCode::OK,
             [
-                (http::header::CONTENT_TYPE, "application/json".to_string()),
-                (http::header::ETAG, format!("\"{hash}\"")),
+                (http::header::CONTENT_TYPE, content_type.to_string()),
+                (http::header::ETAG, doc.etag()),
                 (http::header::CACHE_CONTROL, "public, immutable".to_string()),
             ],
-            bytes.as_ref().clone(),
+            bytes::Bytes::from_static(doc.static_bytes()),
         )
-            .into_response())
+            .into_response()
     };
-    match segs {
-        ["v2"] => {
-            let (b, h) = api::openapi::v2_bytes();
-            serve(b, h)
+    let doc = match segs {
+        ["v2"] if api::openapi::accepts_v2_protobuf(accept) => {
+            return Ok(serve(
+                api::openapi::v2_protobuf(),
+                api::openapi::CONTENT_TYPE_V2_PROTOBUF,
+            ))
         }
-        ["v3"] => {
-            let d = api::openapi::v3_index_document();
-            serve(d.bytes.clone(), d.hash.clone())
-        }
-        ["v3", rest @ ..] => {
-            let gv = rest.join("/");
-            match api::openapi::v3_group_version_bytes(&gv) {
-                Some((b, h)) => serve(b, h),
-                None => Err(ApiError::not_found_path()),
-            }
-        }
-        _ => Err(ApiError::not_found_path()),
+        ["v2"] => api::openapi::v2_document(),
+        ["v3"] => api::openapi::v3_index_document(),
+        ["v3", rest @ ..] => api::openapi::v3_group_version_document(&rest.join("/"))
+            .ok_or_else(ApiError::not_found_path)?,
+        _ => return Err(ApiError::not_found_path()),
+    };
+    if !json_acceptable {
+        return Err(ApiError::not_acceptable(
+            "only the following media types are accepted: application/json",
+        ));
     }
+    Ok(serve(doc, "application/json"))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use api::{ResourceInfo, Subresource};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{json, Value};
 use store::{ListOptions, StoreError};
@@ -383,39 +384,14 @@ fn decode_continue(tok: &str) -> Result<(i64, String), ApiError> {
     Ok((rev, key))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..(chunk.len() + 1) {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::new();
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = B64.iter().position(|x| *x == c)? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    Some(out)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
 }
 
 async fn page_from_store(
@@ -673,6 +649,9 @@ async fn create(
         }
     }
     api::defaults::apply(r, &mut obj);
+    if r.kind == "Pod" {
+        api::defaults::default_tolerations(&mut obj);
+    }
     if r.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
     }
@@ -948,7 +927,14 @@ fn finish_update(
         map.insert("apiVersion".into(), json!(r.api_version()));
         map.insert("kind".into(), json!(r.kind));
     }
+    if r.kind == "Service" && kind == UpdateKind::Main {
+        // Allocations the client left out are kept, as upstream does.
+        api::defaults::retain_service_allocations(&mut new, old);
+    }
     api::defaults::apply(r, &mut new);
+    if r.kind == "Pod" {
+        api::defaults::default_tolerations(&mut new);
+    }
     if tracks_generation(r) && new.get("spec") != old.get("spec") {
         let generation = old
             .pointer("/metadata/generation")
@@ -1077,10 +1063,6 @@ async fn patch(
         // A resourceVersion in the patch that differs from the stored one is a precondition.
         let precondition =
             body_resource_version(&pruned)?.filter(|rv| Some(*rv) != Some(object_revision(old)));
-        let precondition = match precondition {
-            Some(rv) => Some(rv),
-            None => None,
-        };
         Ok((pruned, precondition))
     })
     .await?;
@@ -1300,10 +1282,8 @@ impl DeleteOptions {
             dry_run: query.dry_run()?,
             ..Default::default()
         };
-        if let Some(orphan) = query.get("orphanDependents") {
-            if orphan == "true" {
-                opts.propagation = Some("Orphan".into());
-            }
+        if query.flag("orphanDependents") {
+            opts.propagation = Some("Orphan".into());
         }
         if !body.is_empty() {
             let v: Value = serde_json::from_slice(body).map_err(|e| {
@@ -1407,10 +1387,11 @@ async fn delete_one(
             }
         });
         match propagation.as_str() {
-            "Orphan" if r.kind != "Namespace" && r.kind != "Event" => {
-                if !objects::finalizers(&old).iter().any(|f| f == "orphan") && r.kind != "Pod" {
-                    objects::add_finalizer(&mut new, "orphan");
-                }
+            "Orphan"
+                if !matches!(r.kind, "Namespace" | "Event" | "Pod")
+                    && !objects::finalizers(&old).iter().any(|f| f == "orphan") =>
+            {
+                objects::add_finalizer(&mut new, "orphan");
             }
             "Foreground" => objects::add_finalizer(&mut new, "foregroundDeletion"),
             _ => {}

@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod objects;
+pub mod protobuf;
 pub mod render;
 pub mod request;
 pub mod server;

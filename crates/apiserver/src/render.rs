@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::handlers::add_warnings;
 use crate::request::Rendering;
 
-pub use crate::request::IncludeObject;
+pub use api::table::IncludeObject;
 
 fn respond(
     code: StatusCode,
@@ -33,37 +33,14 @@ pub fn partial_metadata(obj: &Value) -> Value {
     })
 }
 
-/// A Table of the given objects.
+/// A Table of the given objects, with the columns `kubectl get` shows for their kind.
 pub fn table(
     r: &ResourceInfo,
     objects: &[Value],
     include: IncludeObject,
     list_meta: Value,
 ) -> Value {
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let object = match include {
-                IncludeObject::Object => o.clone(),
-                IncludeObject::Metadata => partial_metadata(o),
-                IncludeObject::None => Value::Null,
-            };
-            json!({"cells": [o.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-                o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)],
-                "object": object})
-        })
-        .collect();
-    let _ = r;
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": "Creation time", "priority": 0},
-        ],
-        "rows": rows,
-    })
+    api::table::to_table(r, objects, include, list_meta)
 }
 
 /// One object in the requested rendering.

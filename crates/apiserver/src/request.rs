@@ -116,8 +116,13 @@ impl Query {
         self.params.get(key).map(String::as_str)
     }
 
+    /// A boolean parameter, parsed as Go's strconv.ParseBool (`1`, `t`, `T`, `true`, `TRUE`,
+    /// `True`; the Python client sends `True`).
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1"))
+        matches!(
+            self.get(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
@@ -186,27 +191,13 @@ pub enum Rendering {
     Metadata,
 }
 
-/// What each Table row carries besides its cells (`includeObject`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObject {
-    None,
-    Metadata,
-    Object,
-}
+pub use api::table::IncludeObject;
 
 /// Picks the rendering from the Accept header (first acceptable entry wins) and, for Tables,
 /// the `includeObject` query parameter (default Metadata, as Kubernetes).
 pub fn rendering(headers: &HeaderMap, query: &Query) -> Result<Rendering, ApiError> {
-    let include = match query.get("includeObject") {
-        None | Some("") | Some("Metadata") => IncludeObject::Metadata,
-        Some("Object") => IncludeObject::Object,
-        Some("None") => IncludeObject::None,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "includeObject: Unsupported value: \"{other}\": supported values: \"Metadata\", \"None\", \"Object\""
-            )))
-        }
-    };
+    let include = IncludeObject::parse(query.get("includeObject").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let Some(accept) = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -272,6 +263,12 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
             serde_saphyr::from_str::<Value>(text)
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
         }
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::Unsupported(_) => {
+                ApiError::unsupported_media_type(e.to_string())
+            }
+            other => ApiError::bad_request(other.to_string()),
+        }),
         other => Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
         ))),

@@ -59,6 +59,8 @@ impl ApiServer {
     /// Starts the server's state over a store: fills the watch cache, restores allocations,
     /// creates the bootstrap objects and starts the compactor.
     pub async fn start(store: Arc<dyn Store>, config: Config) -> anyhow::Result<Arc<ApiServer>> {
+        // The OpenAPI documents take a moment to build: do it off the request path.
+        tokio::task::spawn_blocking(api::openapi::warm_up);
         let cache = WatchCache::start(store.clone()).await?;
         let alloc = Allocator::new(
             config.service_cluster_ip_range,

@@ -39,10 +39,12 @@ pub async fn serve(
 ) -> Result<Response, ApiError> {
     let filter = Filter::from_query(r, query)?;
     let rv = query.get("resourceVersion").filter(|v| !v.is_empty());
-    let send_initial = query.get("sendInitialEvents");
+    let send_initial = query
+        .get("sendInitialEvents")
+        .map(|_| query.flag("sendInitialEvents"));
     let allow_bookmarks = query.flag("allowWatchBookmarks");
     let start = match (send_initial, rv) {
-        (Some("true"), _) => {
+        (Some(true), _) => {
             if !allow_bookmarks {
                 return Err(ApiError::bad_request(
                     "sendInitialEvents requires allowWatchBookmarks=true",
@@ -50,7 +52,7 @@ pub async fn serve(
             }
             Start::Initial { end_bookmark: true }
         }
-        (_, None) | (_, Some("0")) if send_initial != Some("false") => Start::Initial {
+        (_, None) | (_, Some("0")) if send_initial != Some(false) => Start::Initial {
             end_bookmark: false,
         },
         (_, None) => Start::After(srv.cache.revision()),

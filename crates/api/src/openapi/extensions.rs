@@ -1,10 +1,13 @@
-//! Kubernetes list, map and patch extensions of the built-in types (`x-kubernetes-patch-merge-key`,
-//! `x-kubernetes-patch-strategy`, `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`,
-//! `x-kubernetes-map-type`), which k8s-openapi's schemas leave out.
+//! Kubernetes vendor extensions and enums of the built-in types that k8s-openapi's schemas
+//! leave out: `x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`,
+//! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, and for
+//! `+enum` string types the `enum` list plus the "Possible enum values" text kube-openapi appends
+//! to the description (`x-description-suffix`, appended by the generator, not emitted).
 //!
-//! Generated from the struct tags and `+listType`/`+listMapKey`/`+mapType`/`+structType` markers of
-//! k8s.io/api and k8s.io/apimachinery v0.33.9 (the `types.go` of the packages served here).
-//! Each row: schema name, property (empty for the schema itself), extensions as a JSON object.
+//! Generated from the struct tags, `+listType`/`+listMapKey`/`+mapType`/`+structType`/`+enum`
+//! markers and enum constants of k8s.io/api and k8s.io/apimachinery v0.33.9 (`types.go` of the
+//! packages served here). Each row: schema name, property (empty for the schema itself),
+//! extensions as a JSON object.
 
 /// (schema, property, extensions as JSON).
 pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
@@ -12,6 +15,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.apps.v1.DaemonSetStatus",
         "conditions",
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
+    ),
+    (
+        "io.k8s.api.apps.v1.DaemonSetUpdateStrategy",
+        "type",
+        r#"{"enum":["OnDelete","RollingUpdate"],"x-description-suffix":"\n\nPossible enum values:\n - `\"OnDelete\"` Replace the old daemons only when it's killed\n - `\"RollingUpdate\"` Replace the old daemons by new ones using rolling update i.e replace them on each node one after the other."}"#,
     ),
     (
         "io.k8s.api.apps.v1.DeploymentSpec",
@@ -24,9 +32,19 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
     ),
     (
+        "io.k8s.api.apps.v1.DeploymentStrategy",
+        "type",
+        r#"{"enum":["Recreate","RollingUpdate"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Recreate\"` Kill all existing pods before creating new ones.\n - `\"RollingUpdate\"` Replace the old ReplicaSets by new one using rolling update i.e gradually scale down the old ReplicaSets and scale up the new one."}"#,
+    ),
+    (
         "io.k8s.api.apps.v1.ReplicaSetStatus",
         "conditions",
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetSpec",
+        "podManagementPolicy",
+        r#"{"enum":["OrderedReady","Parallel"],"x-description-suffix":"\n\nPossible enum values:\n - `\"OrderedReady\"` will create pods in strictly increasing order on scale up and strictly decreasing order on scale down, progressing only when the previous pod is ready or terminated. At most one pod will be changed at any time.\n - `\"Parallel\"` will create and delete pods as soon as the stateful set replica count is changed, and will not wait for pods to be ready or complete termination."}"#,
     ),
     (
         "io.k8s.api.apps.v1.StatefulSetSpec",
@@ -39,9 +57,24 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
     ),
     (
+        "io.k8s.api.apps.v1.StatefulSetUpdateStrategy",
+        "type",
+        r#"{"enum":["OnDelete","RollingUpdate"],"x-description-suffix":"\n\nPossible enum values:\n - `\"OnDelete\"` triggers the legacy behavior. Version tracking and ordered rolling restarts are disabled. Pods are recreated from the StatefulSetSpec when they are manually deleted. When a scale operation is performed with this strategy,specification version indicated by the StatefulSet's currentRevision.\n - `\"RollingUpdate\"` indicates that update will be applied to all Pods in the StatefulSet with respect to the StatefulSet ordering constraints. When a scale operation is performed with this strategy, new Pods will be created from the specification version indicated by the StatefulSet's updateRevision."}"#,
+    ),
+    (
         "io.k8s.api.autoscaling.v1.CrossVersionObjectReference",
         "",
         r#"{"x-kubernetes-map-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.autoscaling.v1.MetricSpec",
+        "type",
+        r#"{"enum":["ContainerResource","External","Object","Pods","Resource"],"x-description-suffix":"\n\nPossible enum values:\n - `\"ContainerResource\"` is a resource metric known to Kubernetes, as specified in requests and limits, describing a single container in each pod in the current scale target (e.g. CPU or memory). Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics (the \"pods\" source).\n - `\"External\"` is a global metric that is not associated with any Kubernetes object. It allows autoscaling based on information coming from components running outside of cluster (for example length of queue in cloud messaging service, or QPS from loadbalancer running outside of cluster).\n - `\"Object\"` is a metric describing a kubernetes object (for example, hits-per-second on an Ingress object).\n - `\"Pods\"` is a metric describing each pod in the current scale target (for example, transactions-processed-per-second). The values will be averaged together before being compared to the target value.\n - `\"Resource\"` is a resource metric known to Kubernetes, as specified in requests and limits, describing each pod in the current scale target (e.g. CPU or memory). Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics (the \"pods\" source)."}"#,
+    ),
+    (
+        "io.k8s.api.autoscaling.v1.MetricStatus",
+        "type",
+        r#"{"enum":["ContainerResource","External","Object","Pods","Resource"],"x-description-suffix":"\n\nPossible enum values:\n - `\"ContainerResource\"` is a resource metric known to Kubernetes, as specified in requests and limits, describing a single container in each pod in the current scale target (e.g. CPU or memory). Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics (the \"pods\" source).\n - `\"External\"` is a global metric that is not associated with any Kubernetes object. It allows autoscaling based on information coming from components running outside of cluster (for example length of queue in cloud messaging service, or QPS from loadbalancer running outside of cluster).\n - `\"Object\"` is a metric describing a kubernetes object (for example, hits-per-second on an Ingress object).\n - `\"Pods\"` is a metric describing each pod in the current scale target (for example, transactions-processed-per-second). The values will be averaged together before being compared to the target value.\n - `\"Resource\"` is a resource metric known to Kubernetes, as specified in requests and limits, describing each pod in the current scale target (e.g. CPU or memory). Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics (the \"pods\" source)."}"#,
     ),
     (
         "io.k8s.api.autoscaling.v2.HPAScalingRules",
@@ -64,9 +97,24 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.batch.v1.CronJobSpec",
+        "concurrencyPolicy",
+        r#"{"enum":["Allow","Forbid","Replace"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Allow\"` allows CronJobs to run concurrently.\n - `\"Forbid\"` forbids concurrent runs, skipping next run if previous hasn't finished yet.\n - `\"Replace\"` cancels currently running job and replaces it with a new one."}"#,
+    ),
+    (
         "io.k8s.api.batch.v1.CronJobStatus",
         "active",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.batch.v1.JobSpec",
+        "completionMode",
+        r#"{"enum":["Indexed","NonIndexed"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Indexed\"` is a Job completion mode. In this mode, the Pods of a Job get an associated completion index from 0 to (.spec.completions - 1). The Job is considered complete when a Pod completes for each completion index.\n - `\"NonIndexed\"` is a Job completion mode. In this mode, the Job is considered complete when there have been .spec.completions successfully completed Pods. Pod completions are homologous to each other."}"#,
+    ),
+    (
+        "io.k8s.api.batch.v1.JobSpec",
+        "podReplacementPolicy",
+        r#"{"enum":["Failed","TerminatingOrFailed"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Failed\"` means to wait until a previously created Pod is fully terminated (has phase Failed or Succeeded) before creating a replacement Pod.\n - `\"TerminatingOrFailed\"` means that we recreate pods when they are terminating (has a metadata.deletionTimestamp) or failed."}"#,
     ),
     (
         "io.k8s.api.batch.v1.JobStatus",
@@ -80,8 +128,18 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
+        "operator",
+        r#"{"enum":["In","NotIn"],"x-description-suffix":"\n\nPossible enum values:\n - `\"In\"`\n - `\"NotIn\"`"}"#,
+    ),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         "values",
         r#"{"x-kubernetes-list-type":"set"}"#,
+    ),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicyRule",
+        "action",
+        r#"{"enum":["Count","FailIndex","FailJob","Ignore"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Count\"` This is an action which might be taken on a pod failure - the pod failure is handled in the default way - the counter towards .backoffLimit, represented by the job's .status.failed field, is incremented.\n - `\"FailIndex\"` This is an action which might be taken on a pod failure - mark the Job's index as failed to avoid restarts within this index. This action can only be used when backoffLimitPerIndex is set.\n - `\"FailJob\"` This is an action which might be taken on a pod failure - mark the pod's job as Failed and terminate all running pods.\n - `\"Ignore\"` This is an action which might be taken on a pod failure - the counter towards .backoffLimit, represented by the job's .status.failed field, is not incremented and a replacement pod is created."}"#,
     ),
     (
         "io.k8s.api.batch.v1.PodFailurePolicyRule",
@@ -104,9 +162,24 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"set"}"#,
     ),
     (
+        "io.k8s.api.core.v1.AppArmorProfile",
+        "type",
+        r#"{"enum":["Localhost","RuntimeDefault","Unconfined"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Localhost\"` indicates that a profile pre-loaded on the node should be used.\n - `\"RuntimeDefault\"` indicates that the container runtime's default AppArmor profile should be used.\n - `\"Unconfined\"` indicates that no AppArmor profile should be enforced."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.AvoidPods",
         "preferAvoidPods",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.AzureDiskVolumeSource",
+        "cachingMode",
+        r#"{"enum":["None","ReadOnly","ReadWrite"],"x-description-suffix":"\n\nPossible enum values:\n - `\"None\"`\n - `\"ReadOnly\"`\n - `\"ReadWrite\"`"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.AzureDiskVolumeSource",
+        "kind",
+        r#"{"enum":["Dedicated","Managed","Shared"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Dedicated\"`\n - `\"Managed\"`\n - `\"Shared\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.Capabilities",
@@ -170,6 +243,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.Container",
+        "imagePullPolicy",
+        r#"{"enum":["Always","IfNotPresent","Never"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
         "ports",
         r#"{"x-kubernetes-patch-merge-key":"containerPort","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["containerPort","protocol"]}"#,
     ),
@@ -177,6 +255,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.Container",
         "resizePolicy",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "terminationMessagePolicy",
+        r#"{"enum":["FallbackToLogsOnError","File"],"x-description-suffix":"\n\nPossible enum values:\n - `\"FallbackToLogsOnError\"` will read the most recent contents of the container logs for the container status message when the container exits with an error and the terminationMessagePath has no contents.\n - `\"File\"` is the default behavior and will set the container status message to the contents of the container's terminationMessagePath when the container exits."}"#,
     ),
     (
         "io.k8s.api.core.v1.Container",
@@ -194,9 +277,19 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.ContainerPort",
+        "protocol",
+        r#"{"enum":["SCTP","TCP","UDP"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.ContainerStatus",
         "allocatedResourcesStatus",
         r#"{"x-kubernetes-patch-merge-key":"name","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "stopSignal",
+        r#"{"enum":["SIGABRT","SIGALRM","SIGBUS","SIGCHLD","SIGCLD","SIGCONT","SIGFPE","SIGHUP","SIGILL","SIGINT","SIGIO","SIGIOT","SIGKILL","SIGPIPE","SIGPOLL","SIGPROF","SIGPWR","SIGQUIT","SIGRTMAX","SIGRTMAX-1","SIGRTMAX-10","SIGRTMAX-11","SIGRTMAX-12","SIGRTMAX-13","SIGRTMAX-14","SIGRTMAX-2","SIGRTMAX-3","SIGRTMAX-4","SIGRTMAX-5","SIGRTMAX-6","SIGRTMAX-7","SIGRTMAX-8","SIGRTMAX-9","SIGRTMIN","SIGRTMIN+1","SIGRTMIN+10","SIGRTMIN+11","SIGRTMIN+12","SIGRTMIN+13","SIGRTMIN+14","SIGRTMIN+15","SIGRTMIN+2","SIGRTMIN+3","SIGRTMIN+4","SIGRTMIN+5","SIGRTMIN+6","SIGRTMIN+7","SIGRTMIN+8","SIGRTMIN+9","SIGSEGV","SIGSTKFLT","SIGSTOP","SIGSYS","SIGTERM","SIGTRAP","SIGTSTP","SIGTTIN","SIGTTOU","SIGURG","SIGUSR1","SIGUSR2","SIGVTALRM","SIGWINCH","SIGXCPU","SIGXFSZ"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SIGABRT\"`\n - `\"SIGALRM\"`\n - `\"SIGBUS\"`\n - `\"SIGCHLD\"`\n - `\"SIGCLD\"`\n - `\"SIGCONT\"`\n - `\"SIGFPE\"`\n - `\"SIGHUP\"`\n - `\"SIGILL\"`\n - `\"SIGINT\"`\n - `\"SIGIO\"`\n - `\"SIGIOT\"`\n - `\"SIGKILL\"`\n - `\"SIGPIPE\"`\n - `\"SIGPOLL\"`\n - `\"SIGPROF\"`\n - `\"SIGPWR\"`\n - `\"SIGQUIT\"`\n - `\"SIGRTMAX\"`\n - `\"SIGRTMAX-1\"`\n - `\"SIGRTMAX-10\"`\n - `\"SIGRTMAX-11\"`\n - `\"SIGRTMAX-12\"`\n - `\"SIGRTMAX-13\"`\n - `\"SIGRTMAX-14\"`\n - `\"SIGRTMAX-2\"`\n - `\"SIGRTMAX-3\"`\n - `\"SIGRTMAX-4\"`\n - `\"SIGRTMAX-5\"`\n - `\"SIGRTMAX-6\"`\n - `\"SIGRTMAX-7\"`\n - `\"SIGRTMAX-8\"`\n - `\"SIGRTMAX-9\"`\n - `\"SIGRTMIN\"`\n - `\"SIGRTMIN+1\"`\n - `\"SIGRTMIN+10\"`\n - `\"SIGRTMIN+11\"`\n - `\"SIGRTMIN+12\"`\n - `\"SIGRTMIN+13\"`\n - `\"SIGRTMIN+14\"`\n - `\"SIGRTMIN+15\"`\n - `\"SIGRTMIN+2\"`\n - `\"SIGRTMIN+3\"`\n - `\"SIGRTMIN+4\"`\n - `\"SIGRTMIN+5\"`\n - `\"SIGRTMIN+6\"`\n - `\"SIGRTMIN+7\"`\n - `\"SIGRTMIN+8\"`\n - `\"SIGRTMIN+9\"`\n - `\"SIGSEGV\"`\n - `\"SIGSTKFLT\"`\n - `\"SIGSTOP\"`\n - `\"SIGSYS\"`\n - `\"SIGTERM\"`\n - `\"SIGTRAP\"`\n - `\"SIGTSTP\"`\n - `\"SIGTTIN\"`\n - `\"SIGTTOU\"`\n - `\"SIGURG\"`\n - `\"SIGUSR1\"`\n - `\"SIGUSR2\"`\n - `\"SIGVTALRM\"`\n - `\"SIGWINCH\"`\n - `\"SIGXCPU\"`\n - `\"SIGXFSZ\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.ContainerStatus",
@@ -222,6 +315,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.EndpointPort",
         "",
         r#"{"x-kubernetes-map-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.EndpointPort",
+        "protocol",
+        r#"{"enum":["SCTP","TCP","UDP"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol."}"#,
     ),
     (
         "io.k8s.api.core.v1.EndpointSubset",
@@ -265,6 +363,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.EphemeralContainer",
+        "imagePullPolicy",
+        r#"{"enum":["Always","IfNotPresent","Never"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
         "ports",
         r#"{"x-kubernetes-patch-merge-key":"containerPort","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["containerPort","protocol"]}"#,
     ),
@@ -272,6 +375,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.EphemeralContainer",
         "resizePolicy",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "terminationMessagePolicy",
+        r#"{"enum":["FallbackToLogsOnError","File"],"x-description-suffix":"\n\nPossible enum values:\n - `\"FallbackToLogsOnError\"` will read the most recent contents of the container logs for the container status message when the container exits with an error and the terminationMessagePath has no contents.\n - `\"File\"` is the default behavior and will set the container status message to the contents of the container's terminationMessagePath when the container exits."}"#,
     ),
     (
         "io.k8s.api.core.v1.EphemeralContainer",
@@ -305,6 +413,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.EphemeralContainerCommon",
+        "imagePullPolicy",
+        r#"{"enum":["Always","IfNotPresent","Never"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainerCommon",
         "ports",
         r#"{"x-kubernetes-patch-merge-key":"containerPort","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["containerPort","protocol"]}"#,
     ),
@@ -312,6 +425,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.EphemeralContainerCommon",
         "resizePolicy",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainerCommon",
+        "terminationMessagePolicy",
+        r#"{"enum":["FallbackToLogsOnError","File"],"x-description-suffix":"\n\nPossible enum values:\n - `\"FallbackToLogsOnError\"` will read the most recent contents of the container logs for the container status message when the container exits with an error and the terminationMessagePath has no contents.\n - `\"File\"` is the default behavior and will set the container status message to the contents of the container's terminationMessagePath when the container exits."}"#,
     ),
     (
         "io.k8s.api.core.v1.EphemeralContainerCommon",
@@ -344,9 +462,19 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.HTTPGetAction",
+        "scheme",
+        r#"{"enum":["HTTP","HTTPS"],"x-description-suffix":"\n\nPossible enum values:\n - `\"HTTP\"` means that the scheme used will be http://\n - `\"HTTPS\"` means that the scheme used will be https://"}"#,
+    ),
+    (
         "io.k8s.api.core.v1.HostAlias",
         "hostnames",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.HostPathVolumeSource",
+        "type",
+        r#"{"enum":["","BlockDevice","CharDevice","Directory","DirectoryOrCreate","File","FileOrCreate","Socket"],"x-description-suffix":"\n\nPossible enum values:\n - `\"\"` For backwards compatible, leave it empty if unset\n - `\"BlockDevice\"` A block device must exist at the given path\n - `\"CharDevice\"` A character device must exist at the given path\n - `\"Directory\"` A directory must exist at the given path\n - `\"DirectoryOrCreate\"` If nothing exists at the given path, an empty directory will be created there as needed with file mode 0755, having the same group and ownership with Kubelet.\n - `\"File\"` A file must exist at the given path\n - `\"FileOrCreate\"` If nothing exists at the given path, an empty file will be created there as needed with file mode 0644, having the same group and ownership with Kubelet.\n - `\"Socket\"` A UNIX socket must exist at the given path"}"#,
     ),
     (
         "io.k8s.api.core.v1.ISCSIPersistentVolumeSource",
@@ -357,6 +485,16 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.ISCSIVolumeSource",
         "portals",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ImageVolumeSource",
+        "pullPolicy",
+        r#"{"enum":["Always","IfNotPresent","Never"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Lifecycle",
+        "stopSignal",
+        r#"{"enum":["SIGABRT","SIGALRM","SIGBUS","SIGCHLD","SIGCLD","SIGCONT","SIGFPE","SIGHUP","SIGILL","SIGINT","SIGIO","SIGIOT","SIGKILL","SIGPIPE","SIGPOLL","SIGPROF","SIGPWR","SIGQUIT","SIGRTMAX","SIGRTMAX-1","SIGRTMAX-10","SIGRTMAX-11","SIGRTMAX-12","SIGRTMAX-13","SIGRTMAX-14","SIGRTMAX-2","SIGRTMAX-3","SIGRTMAX-4","SIGRTMAX-5","SIGRTMAX-6","SIGRTMAX-7","SIGRTMAX-8","SIGRTMAX-9","SIGRTMIN","SIGRTMIN+1","SIGRTMIN+10","SIGRTMIN+11","SIGRTMIN+12","SIGRTMIN+13","SIGRTMIN+14","SIGRTMIN+15","SIGRTMIN+2","SIGRTMIN+3","SIGRTMIN+4","SIGRTMIN+5","SIGRTMIN+6","SIGRTMIN+7","SIGRTMIN+8","SIGRTMIN+9","SIGSEGV","SIGSTKFLT","SIGSTOP","SIGSYS","SIGTERM","SIGTRAP","SIGTSTP","SIGTTIN","SIGTTOU","SIGURG","SIGUSR1","SIGUSR2","SIGVTALRM","SIGWINCH","SIGXCPU","SIGXFSZ"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SIGABRT\"`\n - `\"SIGALRM\"`\n - `\"SIGBUS\"`\n - `\"SIGCHLD\"`\n - `\"SIGCLD\"`\n - `\"SIGCONT\"`\n - `\"SIGFPE\"`\n - `\"SIGHUP\"`\n - `\"SIGILL\"`\n - `\"SIGINT\"`\n - `\"SIGIO\"`\n - `\"SIGIOT\"`\n - `\"SIGKILL\"`\n - `\"SIGPIPE\"`\n - `\"SIGPOLL\"`\n - `\"SIGPROF\"`\n - `\"SIGPWR\"`\n - `\"SIGQUIT\"`\n - `\"SIGRTMAX\"`\n - `\"SIGRTMAX-1\"`\n - `\"SIGRTMAX-10\"`\n - `\"SIGRTMAX-11\"`\n - `\"SIGRTMAX-12\"`\n - `\"SIGRTMAX-13\"`\n - `\"SIGRTMAX-14\"`\n - `\"SIGRTMAX-2\"`\n - `\"SIGRTMAX-3\"`\n - `\"SIGRTMAX-4\"`\n - `\"SIGRTMAX-5\"`\n - `\"SIGRTMAX-6\"`\n - `\"SIGRTMAX-7\"`\n - `\"SIGRTMAX-8\"`\n - `\"SIGRTMAX-9\"`\n - `\"SIGRTMIN\"`\n - `\"SIGRTMIN+1\"`\n - `\"SIGRTMIN+10\"`\n - `\"SIGRTMIN+11\"`\n - `\"SIGRTMIN+12\"`\n - `\"SIGRTMIN+13\"`\n - `\"SIGRTMIN+14\"`\n - `\"SIGRTMIN+15\"`\n - `\"SIGRTMIN+2\"`\n - `\"SIGRTMIN+3\"`\n - `\"SIGRTMIN+4\"`\n - `\"SIGRTMIN+5\"`\n - `\"SIGRTMIN+6\"`\n - `\"SIGRTMIN+7\"`\n - `\"SIGRTMIN+8\"`\n - `\"SIGRTMIN+9\"`\n - `\"SIGSEGV\"`\n - `\"SIGSTKFLT\"`\n - `\"SIGSTOP\"`\n - `\"SIGSYS\"`\n - `\"SIGTERM\"`\n - `\"SIGTRAP\"`\n - `\"SIGTSTP\"`\n - `\"SIGTTIN\"`\n - `\"SIGTTOU\"`\n - `\"SIGURG\"`\n - `\"SIGUSR1\"`\n - `\"SIGUSR2\"`\n - `\"SIGVTALRM\"`\n - `\"SIGWINCH\"`\n - `\"SIGXCPU\"`\n - `\"SIGXFSZ\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.LimitRangeSpec",
@@ -384,6 +522,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-map-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.ModifyVolumeStatus",
+        "status",
+        r#"{"enum":["InProgress","Infeasible","Pending"],"x-description-suffix":"\n\nPossible enum values:\n - `\"InProgress\"` InProgress indicates that the volume is being modified\n - `\"Infeasible\"` Infeasible indicates that the request has been rejected as invalid by the CSI driver. To resolve the error, a valid VolumeAttributesClass needs to be specified\n - `\"Pending\"` Pending indicates that the PersistentVolumeClaim cannot be modified due to unmet requirements, such as the specified VolumeAttributesClass not existing"}"#,
+    ),
+    (
         "io.k8s.api.core.v1.NamespaceSpec",
         "finalizers",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
@@ -392,6 +535,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.NamespaceStatus",
         "conditions",
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "phase",
+        r#"{"enum":["Active","Terminating"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Active\"` means the namespace is available for use in the system\n - `\"Terminating\"` means the namespace is undergoing graceful termination"}"#,
     ),
     (
         "io.k8s.api.core.v1.NodeAffinity",
@@ -407,6 +555,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.NodeSelector",
         "nodeSelectorTerms",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.NodeSelectorRequirement",
+        "operator",
+        r#"{"enum":["DoesNotExist","Exists","Gt","In","Lt","NotIn"],"x-description-suffix":"\n\nPossible enum values:\n - `\"DoesNotExist\"`\n - `\"Exists\"`\n - `\"Gt\"`\n - `\"In\"`\n - `\"Lt\"`\n - `\"NotIn\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.NodeSelectorRequirement",
@@ -455,6 +608,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.NodeStatus",
+        "phase",
+        r#"{"enum":["Pending","Running","Terminated"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Pending\"` means the node has been created/added by the system, but not configured.\n - `\"Running\"` means the node has been configured and has Kubernetes components running.\n - `\"Terminated\"` means the node has been removed from the cluster."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
         "runtimeHandlers",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
@@ -484,6 +642,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.PersistentVolumeClaimSpec",
+        "volumeMode",
+        r#"{"enum":["Block","Filesystem"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Block\"` means the volume will not be formatted with a filesystem and will remain a raw block device.\n - `\"Filesystem\"` means the volume will be or is formatted with a filesystem."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
         "accessModes",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
@@ -499,6 +662,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
     ),
     (
+        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
+        "phase",
+        r#"{"enum":["Bound","Lost","Pending"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Bound\"` used for PersistentVolumeClaims that are bound\n - `\"Lost\"` used for PersistentVolumeClaims that lost their underlying PersistentVolume. The claim was bound to a PersistentVolume and this volume does not exist any longer and all data on it was lost.\n - `\"Pending\"` used for PersistentVolumeClaims that are not yet bound"}"#,
+    ),
+    (
         "io.k8s.api.core.v1.PersistentVolumeSpec",
         "accessModes",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
@@ -512,6 +680,21 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.PersistentVolumeSpec",
         "mountOptions",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        "persistentVolumeReclaimPolicy",
+        r#"{"enum":["Delete","Recycle","Retain"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Delete\"` means the volume will be deleted from Kubernetes on release from its claim. The volume plugin must support Deletion.\n - `\"Recycle\"` means the volume will be recycled back into the pool of unbound persistent volumes on release from its claim. The volume plugin must support Recycling.\n - `\"Retain\"` means the volume will be left in its current phase (Released) for manual reclamation by the administrator. The default policy is Retain."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        "volumeMode",
+        r#"{"enum":["Block","Filesystem"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Block\"` means the volume will not be formatted with a filesystem and will remain a raw block device.\n - `\"Filesystem\"` means the volume will be or is formatted with a filesystem."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeStatus",
+        "phase",
+        r#"{"enum":["Available","Bound","Failed","Pending","Released"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Available\"` used for PersistentVolumes that are not yet bound Available volumes are held by the binder and matched to PersistentVolumeClaims\n - `\"Bound\"` used for PersistentVolumes that are bound\n - `\"Failed\"` used for PersistentVolumes that failed to be correctly recycled or deleted after being released from a claim\n - `\"Pending\"` used for PersistentVolumes that are not available\n - `\"Released\"` used for PersistentVolumes where the bound PersistentVolumeClaim was deleted released volumes must be recycled before becoming available again this phase is used by the persistent volume claim binder to signal to another process to reclaim the resource"}"#,
     ),
     (
         "io.k8s.api.core.v1.PodAffinity",
@@ -575,8 +758,18 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.PodSecurityContext",
+        "fsGroupChangePolicy",
+        r#"{"enum":["Always","OnRootMismatch"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"` indicates that volume's ownership and permissions should always be changed whenever volume is mounted inside a Pod. This the default behavior.\n - `\"OnRootMismatch\"` indicates that volume's ownership and permissions will be changed only when permission and ownership of root directory does not match with expected permissions on the volume. This can help shorten the time it takes to change ownership and permissions of a volume."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSecurityContext",
         "supplementalGroups",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSecurityContext",
+        "supplementalGroupsPolicy",
+        r#"{"enum":["Merge","Strict"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Merge\"` means that the container's provided SupplementalGroups and FsGroup (specified in SecurityContext) will be merged with the primary user's groups as defined in the container image (in /etc/group).\n - `\"Strict\"` means that the container's provided SupplementalGroups and FsGroup (specified in SecurityContext) will be used instead of any groups defined in the container image."}"#,
     ),
     (
         "io.k8s.api.core.v1.PodSecurityContext",
@@ -587,6 +780,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.PodSpec",
         "containers",
         r#"{"x-kubernetes-patch-merge-key":"name","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "dnsPolicy",
+        r#"{"enum":["ClusterFirst","ClusterFirstWithHostNet","Default","None"],"x-description-suffix":"\n\nPossible enum values:\n - `\"ClusterFirst\"` indicates that the pod should use cluster DNS first unless hostNetwork is true, if it is available, then fall back on the default (as determined by kubelet) DNS settings.\n - `\"ClusterFirstWithHostNet\"` indicates that the pod should use cluster DNS first, if it is available, then fall back on the default (as determined by kubelet) DNS settings.\n - `\"Default\"` indicates that the pod should use the default (as determined by kubelet) DNS settings.\n - `\"None\"` indicates that the pod should use empty DNS settings. DNS parameters such as nameservers and search paths should be defined via DNSConfig."}"#,
     ),
     (
         "io.k8s.api.core.v1.PodSpec",
@@ -615,6 +813,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.PodSpec",
+        "preemptionPolicy",
+        r#"{"enum":["Never","PreemptLowerPriority"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Never\"` means that pod never preempts other pods with lower priority.\n - `\"PreemptLowerPriority\"` means that pod can preempt other pods with lower priority."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
         "readinessGates",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
@@ -622,6 +825,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.PodSpec",
         "resourceClaims",
         r#"{"x-kubernetes-patch-merge-key":"name","x-kubernetes-patch-strategy":"merge,retainKeys","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "restartPolicy",
+        r#"{"enum":["Always","Never","OnFailure"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Always\"`\n - `\"Never\"`\n - `\"OnFailure\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.PodSpec",
@@ -670,13 +878,28 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.PodStatus",
+        "phase",
+        r#"{"enum":["Failed","Pending","Running","Succeeded","Unknown"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Failed\"` means that all containers in the pod have terminated, and at least one container has terminated in a failure (exited with a non-zero exit code or was stopped by the system).\n - `\"Pending\"` means the pod has been accepted by the system, but one or more of the containers has not been started. This includes time before being bound to a node, as well as time spent pulling images onto the host.\n - `\"Running\"` means the pod has been bound to a node and all of the containers have been started. At least one container is still running or is in the process of being restarted.\n - `\"Succeeded\"` means that all containers in the pod have voluntarily terminated with a container exit code of 0, and the system is not going to restart any of these containers.\n - `\"Unknown\"` means that for some reason the state of the pod could not be obtained, typically due to an error in communicating with the host of the pod. Deprecated: It isn't being set since 2015 (74da3b14b0c0f658b3bb8d2def5094686d0e9095)"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
         "podIPs",
         r#"{"x-kubernetes-patch-merge-key":"ip","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["ip"]}"#,
     ),
     (
         "io.k8s.api.core.v1.PodStatus",
+        "qosClass",
+        r#"{"enum":["BestEffort","Burstable","Guaranteed"],"x-description-suffix":"\n\nPossible enum values:\n - `\"BestEffort\"` is the BestEffort qos class.\n - `\"Burstable\"` is the Burstable qos class.\n - `\"Guaranteed\"` is the Guaranteed qos class."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
         "resourceClaimStatuses",
         r#"{"x-kubernetes-patch-merge-key":"name","x-kubernetes-patch-strategy":"merge,retainKeys","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.PortStatus",
+        "protocol",
+        r#"{"enum":["SCTP","TCP","UDP"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol."}"#,
     ),
     (
         "io.k8s.api.core.v1.ProjectedVolumeSource",
@@ -735,8 +958,23 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.ScopedResourceSelectorRequirement",
+        "operator",
+        r#"{"enum":["DoesNotExist","Exists","In","NotIn"],"x-description-suffix":"\n\nPossible enum values:\n - `\"DoesNotExist\"`\n - `\"Exists\"`\n - `\"In\"`\n - `\"NotIn\"`"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ScopedResourceSelectorRequirement",
+        "scopeName",
+        r#"{"enum":["BestEffort","CrossNamespacePodAffinity","NotBestEffort","NotTerminating","PriorityClass","Terminating","VolumeAttributesClass"],"x-description-suffix":"\n\nPossible enum values:\n - `\"BestEffort\"` Match all pod objects that have best effort quality of service\n - `\"CrossNamespacePodAffinity\"` Match all pod objects that have cross-namespace pod (anti)affinity mentioned.\n - `\"NotBestEffort\"` Match all pod objects that do not have best effort quality of service\n - `\"NotTerminating\"` Match all pod objects where spec.activeDeadlineSeconds is nil\n - `\"PriorityClass\"` Match all pod objects that have priority class mentioned\n - `\"Terminating\"` Match all pod objects where spec.activeDeadlineSeconds >=0\n - `\"VolumeAttributesClass\"` Match all pvc objects that have volume attributes class mentioned."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ScopedResourceSelectorRequirement",
         "values",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.SeccompProfile",
+        "type",
+        r#"{"enum":["Localhost","RuntimeDefault","Unconfined"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Localhost\"` indicates a profile defined in a file on the node should be used. The file's location relative to <kubelet-root-dir>/seccomp.\n - `\"RuntimeDefault\"` represents the default container runtime seccomp profile.\n - `\"Unconfined\"` indicates no seccomp profile is applied (A.K.A. unconfined)."}"#,
     ),
     (
         "io.k8s.api.core.v1.SecretKeySelector",
@@ -759,6 +997,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.SecurityContext",
+        "procMount",
+        r#"{"enum":["Default","Unmasked"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Default\"` uses the container runtime defaults for readonly and masked paths for /proc. Most container runtimes mask certain paths in /proc to avoid accidental security exposure of special devices or information.\n - `\"Unmasked\"` bypasses the default masking behavior of the container runtime and ensures the newly created /proc the container stays in tact with no modifications."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.ServiceAccount",
         "imagePullSecrets",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
@@ -767,6 +1010,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.core.v1.ServiceAccount",
         "secrets",
         r#"{"x-kubernetes-patch-merge-key":"name","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServicePort",
+        "protocol",
+        r#"{"enum":["SCTP","TCP","UDP"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol."}"#,
     ),
     (
         "io.k8s.api.core.v1.ServiceSpec",
@@ -780,8 +1028,23 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "io.k8s.api.core.v1.ServiceSpec",
+        "externalTrafficPolicy",
+        r#"{"enum":["Cluster","Local"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Cluster\"` routes traffic to all endpoints.\n - `\"Local\"` preserves the source IP of the traffic by routing only to endpoints on the same node as the traffic was received on (dropping the traffic if there are no local endpoints)."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "internalTrafficPolicy",
+        r#"{"enum":["Cluster","Local"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Cluster\"` routes traffic to all endpoints.\n - `\"Local\"` routes traffic only to endpoints on the same node as the client pod (dropping the traffic if there are no local endpoints)."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
         "ipFamilies",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilyPolicy",
+        r#"{"enum":["PreferDualStack","RequireDualStack","SingleStack"],"x-description-suffix":"\n\nPossible enum values:\n - `\"PreferDualStack\"` indicates that this service prefers dual-stack when the cluster is configured for dual-stack. If the cluster is not configured for dual-stack the service will be assigned a single IPFamily. If the IPFamily is not set in service.spec.ipFamilies then the service will be assigned the default IPFamily configured on the cluster\n - `\"RequireDualStack\"` indicates that this service requires dual-stack. Using IPFamilyPolicyRequireDualStack on a single stack cluster will result in validation errors. The IPFamilies (and their order) assigned to this service is based on service.spec.ipFamilies. If service.spec.ipFamilies was not provided then it will be assigned according to how they are configured on the cluster. If service.spec.ipFamilies has only one entry then the alternative IPFamily will be added by apiserver\n - `\"SingleStack\"` indicates that this service is required to have a single IPFamily. The IPFamily assigned is based on the default IPFamily used by the cluster or as identified by service.spec.ipFamilies field"}"#,
     ),
     (
         "io.k8s.api.core.v1.ServiceSpec",
@@ -799,9 +1062,34 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-map-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "sessionAffinity",
+        r#"{"enum":["ClientIP","None"],"x-description-suffix":"\n\nPossible enum values:\n - `\"ClientIP\"` is the Client IP based.\n - `\"None\"` - no session affinity."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "type",
+        r#"{"enum":["ClusterIP","ExternalName","LoadBalancer","NodePort"],"x-description-suffix":"\n\nPossible enum values:\n - `\"ClusterIP\"` means a service will only be accessible inside the cluster, via the cluster IP.\n - `\"ExternalName\"` means a service consists of only a reference to an external name that kubedns or equivalent will return as a CNAME record, with no exposing or proxying of any pods involved.\n - `\"LoadBalancer\"` means a service will be exposed via an external load balancer (if the cloud provider supports it), in addition to 'NodePort' type.\n - `\"NodePort\"` means a service will be exposed on one port of every node, in addition to 'ClusterIP' type."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.ServiceStatus",
         "conditions",
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Taint",
+        "effect",
+        r#"{"enum":["NoExecute","NoSchedule","PreferNoSchedule"],"x-description-suffix":"\n\nPossible enum values:\n - `\"NoExecute\"` Evict any already-running pods that do not tolerate the taint. Currently enforced by NodeController.\n - `\"NoSchedule\"` Do not allow new pods to schedule onto the node unless they tolerate the taint, but allow all pods submitted to Kubelet without going through the scheduler to start, and allow all already-running pods to continue running. Enforced by the scheduler.\n - `\"PreferNoSchedule\"` Like TaintEffectNoSchedule, but the scheduler tries not to schedule new pods onto the node, rather than prohibiting new pods from scheduling onto the node entirely. Enforced by the scheduler."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "effect",
+        r#"{"enum":["NoExecute","NoSchedule","PreferNoSchedule"],"x-description-suffix":"\n\nPossible enum values:\n - `\"NoExecute\"` Evict any already-running pods that do not tolerate the taint. Currently enforced by NodeController.\n - `\"NoSchedule\"` Do not allow new pods to schedule onto the node unless they tolerate the taint, but allow all pods submitted to Kubelet without going through the scheduler to start, and allow all already-running pods to continue running. Enforced by the scheduler.\n - `\"PreferNoSchedule\"` Like TaintEffectNoSchedule, but the scheduler tries not to schedule new pods onto the node, rather than prohibiting new pods from scheduling onto the node entirely. Enforced by the scheduler."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "operator",
+        r#"{"enum":["Equal","Exists"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Equal\"`\n - `\"Exists\"`"}"#,
     ),
     (
         "io.k8s.api.core.v1.TopologySelectorLabelRequirement",
@@ -824,9 +1112,29 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-list-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "nodeAffinityPolicy",
+        r#"{"enum":["Honor","Ignore"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Honor\"` means use this scheduling directive when calculating pod topology spread skew.\n - `\"Ignore\"` means ignore this scheduling directive when calculating pod topology spread skew."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "nodeTaintsPolicy",
+        r#"{"enum":["Honor","Ignore"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Honor\"` means use this scheduling directive when calculating pod topology spread skew.\n - `\"Ignore\"` means ignore this scheduling directive when calculating pod topology spread skew."}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "whenUnsatisfiable",
+        r#"{"enum":["DoNotSchedule","ScheduleAnyway"],"x-description-suffix":"\n\nPossible enum values:\n - `\"DoNotSchedule\"` instructs the scheduler not to schedule the pod when constraints are not satisfied.\n - `\"ScheduleAnyway\"` instructs the scheduler to schedule the pod even if constraints are not satisfied."}"#,
+    ),
+    (
         "io.k8s.api.core.v1.TypedLocalObjectReference",
         "",
         r#"{"x-kubernetes-map-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.VolumeMount",
+        "mountPropagation",
+        r#"{"enum":["Bidirectional","HostToContainer","None"],"x-description-suffix":"\n\nPossible enum values:\n - `\"Bidirectional\"` means that the volume in a container will receive new mounts from the host or other containers, and its own mounts will be propagated from the container to the host or other containers. Note that this mode is recursively applied to all mounts in the volume (\"rshared\" in Linux terminology).\n - `\"HostToContainer\"` means that the volume in a container will receive new mounts from the host or other containers, but filesystems mounted inside the container won't be propagated to the host or other containers. Note that this mode is recursively applied to all mounts in the volume (\"rslave\" in Linux terminology).\n - `\"None\"` means that the volume in a container will not receive new mounts from the host or other containers, and filesystems mounted inside the container won't be propagated to the host or other containers. Note that this mode corresponds to \"private\" in Linux terminology."}"#,
     ),
     (
         "io.k8s.api.discovery.v1.Endpoint",
@@ -849,6 +1157,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-map-type":"atomic"}"#,
     ),
     (
+        "io.k8s.api.discovery.v1.EndpointPort",
+        "protocol",
+        r#"{"enum":["SCTP","TCP","UDP"],"x-description-suffix":"\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol."}"#,
+    ),
+    (
         "io.k8s.api.discovery.v1.EndpointSlice",
         "endpoints",
         r#"{"x-kubernetes-list-type":"atomic"}"#,
@@ -862,6 +1175,11 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         "io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
         "selector",
         r#"{"x-kubernetes-patch-strategy":"replace"}"#,
+    ),
+    (
+        "io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
+        "unhealthyPodEvictionPolicy",
+        r#"{"enum":["AlwaysAllow","IfHealthyBudget"],"x-description-suffix":"\n\nPossible enum values:\n - `\"AlwaysAllow\"` policy means that all running pods (status.phase=\"Running\"), but not yet healthy are considered disrupted and can be evicted regardless of whether the criteria in a PDB is met. This means perspective running pods of a disrupted application might not get a chance to become healthy. Healthy pods will be subject to the PDB for eviction.\n - `\"IfHealthyBudget\"` policy means that running pods (status.phase=\"Running\"), but not yet healthy can be evicted only if the guarded application is not disrupted (status.currentHealthy is at least equal to status.desiredHealthy). Healthy pods will be subject to the PDB for eviction."}"#,
     ),
     (
         "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",

@@ -450,7 +450,16 @@ fn apply_extensions(schemas: &mut BTreeMap<String, Value>) {
             continue;
         };
         for (k, v) in ext {
-            target.insert(k, v);
+            if k == "x-description-suffix" {
+                let suffix = v.as_str().unwrap_or_default();
+                let desc = match target.get("description") {
+                    Some(Value::String(d)) => format!("{d}{suffix}"),
+                    _ => suffix.trim_start().to_string(),
+                };
+                target.insert("description".into(), Value::String(desc));
+            } else {
+                target.insert(k, v);
+            }
         }
     }
 }

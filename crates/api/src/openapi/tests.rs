@@ -148,3 +148,15 @@ fn v2_protobuf_starts_with_the_swagger_version() {
     ));
     assert!(!accepts_v2_protobuf("application/json"));
 }
+
+#[test]
+fn enum_fields_list_their_values() {
+    let doc = v3_group_version("api/v1").unwrap();
+    let policy = &doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]
+        ["imagePullPolicy"];
+    assert_eq!(policy["enum"], json!(["Always", "IfNotPresent", "Never"]));
+    let desc = policy["description"].as_str().unwrap();
+    assert!(desc.starts_with("Image pull policy."));
+    assert!(desc.contains("\n\nPossible enum values:\n - `\"Always\"` means that kubelet"));
+    assert!(policy.get("x-description-suffix").is_none());
+}

@@ -82,36 +82,53 @@ fn validate_service(object: &Value, errs: &mut Vec<FieldError>) {
         _ => Vec::new(),
     };
     if svc_type != "ExternalName" {
+        let go_list = |list: &[Value]| {
+            let items: Vec<String> = list.iter().map(super::go_value).collect();
+            format!("[]string{{{}}}", items.join(", "))
+        };
+        let explicit = arr(spec, "clusterIPs");
+        if !explicit.is_empty() {
+            if cluster_ip.is_empty() {
+                errs.push(FieldError::invalid_raw(
+                    "spec.clusterIPs",
+                    &go_list(explicit),
+                    "must be empty when `clusterIP` is not specified",
+                ));
+            } else if explicit[0].as_str() != Some(cluster_ip) {
+                errs.push(FieldError::invalid_raw(
+                    "spec.clusterIPs",
+                    &go_list(explicit),
+                    "first value must match `clusterIP`",
+                ));
+            }
+        }
         for (i, ip) in ips.iter().enumerate() {
             let text = ip.as_str().unwrap_or("");
-            let path = index("spec.clusterIPs", i);
-            if text == "None" {
-                if i > 0 {
-                    errs.push(FieldError::invalid(
-                        path,
-                        ip,
-                        "must be empty, 'None', or a valid IP address",
+            if i == 0 && text == "None" {
+                if ips.len() > 1 {
+                    errs.push(FieldError::invalid_raw(
+                        "spec.clusterIPs",
+                        &go_list(&ips),
+                        "'None' must be the first and only value",
                     ));
                 } else if svc_type == "LoadBalancer" || svc_type == "NodePort" {
                     errs.push(FieldError::invalid(
-                        path,
+                        index("spec.clusterIPs", 0),
                         ip,
                         &format!("may not be set to 'None' for {svc_type} services"),
                     ));
                 }
-            } else if !text.is_empty() && !is_valid_ip(text).is_empty() {
-                errs.push(FieldError::invalid(
-                    path,
-                    ip,
-                    "must be empty, 'None', or a valid IP address",
-                ));
+                continue;
+            }
+            for msg in is_valid_ip(text) {
+                errs.push(FieldError::invalid(index("spec.clusterIPs", i), ip, &msg));
             }
         }
-        if ips.len() > 1 && ips[0].as_str() != Some(cluster_ip) && !cluster_ip.is_empty() {
-            errs.push(FieldError::invalid(
-                "spec.clusterIPs[0]",
-                &ips[0],
-                "must match `clusterIP` when both are set",
+        if ips.len() > 2 {
+            errs.push(FieldError::invalid_raw(
+                "spec.clusterIPs",
+                &go_list(&ips),
+                "may only hold up to 2 values",
             ));
         }
     }
@@ -709,7 +726,15 @@ mod tests {
         );
         assert_eq!(
             svc(json!({"clusterIP": "abc", "ports": [{"port": 80}]})),
-            vec!["spec.clusterIPs[0]: Invalid value: \"abc\": must be empty, 'None', or a valid IP address"]
+            vec!["spec.clusterIPs[0]: Invalid value: \"abc\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+        );
+        assert_eq!(
+            svc(json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]})),
+            vec!["spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services"]
+        );
+        assert_eq!(
+            svc(json!({"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.2"], "ports": [{"port": 80}]})),
+            vec!["spec.clusterIPs: Invalid value: []string{\"10.96.0.2\"}: first value must match `clusterIP`"]
         );
         assert_eq!(
             svc(json!({"type": "ExternalName"})),

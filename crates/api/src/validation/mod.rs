@@ -22,6 +22,7 @@ pub use names::{
     is_dns1123_subdomain, is_env_var_name, is_qualified_name, is_valid_ip, is_valid_label_value,
     is_valid_port_name, is_valid_port_num, max_len_error, regex_error,
 };
+pub use pod::parse_quantity;
 pub use prune::{prune_kind, PruneError};
 
 /// One invalid field, as reported in a Status' `details.causes`.

@@ -20,7 +20,19 @@ const MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
 
 /// Validates a pod spec at `path` (`spec`, `spec.template.spec`).
 pub(crate) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    let volumes = validate_volumes(spec, &child(path, "volumes"), errs);
+    validate_pod_spec_with_claims(spec, path, &BTreeSet::new(), errs);
+}
+
+/// Validates a pod spec whose volume mounts may also name `claims` (a StatefulSet's
+/// volumeClaimTemplates).
+pub(crate) fn validate_pod_spec_with_claims(
+    spec: &Value,
+    path: &str,
+    claims: &BTreeSet<String>,
+    errs: &mut Vec<FieldError>,
+) {
+    let mut volumes = validate_volumes(spec, &child(path, "volumes"), errs);
+    volumes.extend(claims.iter().cloned());
     let containers = arr(spec, "containers");
     if containers.is_empty() {
         errs.push(FieldError::required(child(path, "containers"), ""));

@@ -21,9 +21,10 @@ pub(crate) fn validate_immutable(
     errs: &mut Vec<FieldError>,
 ) {
     for field in ["name", "namespace", "uid", "creationTimestamp"] {
+        // An empty value means "unchanged": the apiserver carries it over from the old object.
         let n = new.pointer(&format!("/metadata/{field}"));
         let o = old.pointer(&format!("/metadata/{field}"));
-        if norm(n) != norm(o) {
+        if norm(n).is_some() && norm(n) != norm(o) {
             errs.push(FieldError::invalid(
                 format!("metadata.{field}"),
                 n.unwrap_or(&Value::String(String::new())),
@@ -434,6 +435,15 @@ mod tests {
             upd("pods", &new, &old),
             vec!["metadata.uid: Invalid value: \"u2\": field is immutable"]
         );
+        let mut omitted = old.clone();
+        omitted["metadata"].as_object_mut().unwrap().remove("uid");
+        assert!(upd("pods", &omitted, &old).is_empty());
+        let mut renamed = old.clone();
+        renamed["metadata"]["name"] = json!("q");
+        assert_eq!(
+            upd("pods", &renamed, &old),
+            vec!["metadata.name: Invalid value: \"q\": field is immutable"]
+        );
     }
 
     fn deploy(app: &str) -> Value {
@@ -519,5 +529,56 @@ mod tests {
             upd("configmaps", &new, &old),
             vec!["data: Forbidden: field is immutable when `immutable` is set"]
         );
+    }
+
+    /// The apiserver's pipeline: prune, default, validate; then a kubectl-apply patch.
+    #[test]
+    fn create_then_apply_flow() {
+        use crate::patch::{apply_patch, PatchType};
+        use crate::validation::{prune_unknown_fields, validate_create};
+        let r = res("deployments");
+        let manifest = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                    {"name": "web", "image": "demo-web:v1", "ports": [{"containerPort": 8080}],
+                     "env": [{"name": "A", "value": "1"}]}]}}}});
+        let (mut obj, unknown) = prune_unknown_fields(r, manifest).unwrap();
+        assert!(unknown.is_empty());
+        defaults::apply(r, &mut obj);
+        assert!(validate_create(r, &obj).is_empty());
+        let patch = json!({"spec": {"replicas": 3, "template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}],
+            "containers": [{"name": "web", "image": "demo-web:v2",
+                "$setElementOrder/env": [{"name": "A"}, {"name": "B"}],
+                "env": [{"name": "B", "value": "2"}]}]}}}});
+        let patched = apply_patch(
+            r,
+            &obj,
+            PatchType::StrategicMerge,
+            patch.to_string().as_bytes(),
+        )
+        .unwrap();
+        let (mut new, unknown) = prune_unknown_fields(r, patched).unwrap();
+        assert!(unknown.is_empty());
+        defaults::apply(r, &mut new);
+        assert!(validate_update(r, &new, &obj).is_empty());
+        let c = &new["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "demo-web:v2");
+        assert_eq!(
+            c["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+        );
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+
+        let bad = apply_patch(
+            r,
+            &obj,
+            PatchType::Merge,
+            br#"{"spec":{"selector":{"matchLabels":{"app":"x"}}}}"#,
+        )
+        .unwrap();
+        let errs = messages(&validate_update(r, &bad, &obj));
+        assert_eq!(errs.len(), 2, "{errs:?}");
     }
 }

@@ -123,7 +123,12 @@ fn validate_selector_and_template(
             )),
         }
     } else {
-        pod::validate_pod_spec(pod_spec, &spec_path, errs);
+        let claims: std::collections::BTreeSet<String> = arr(spec, "volumeClaimTemplates")
+            .iter()
+            .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        pod::validate_pod_spec_with_claims(pod_spec, &spec_path, &claims, errs);
         let rp = s(pod_spec, "restartPolicy");
         if !rp.is_empty() && rp != "Always" {
             errs.push(FieldError::not_supported(
@@ -133,11 +138,20 @@ fn validate_selector_and_template(
             ));
         }
         if has(pod_spec, "activeDeadlineSeconds") {
-            errs.push(FieldError::invalid(
-                child(&spec_path, "activeDeadlineSeconds"),
-                &pod_spec["activeDeadlineSeconds"],
-                "activeDeadlineSeconds in ReplicaSet is not Supported",
-            ));
+            let path = child(&spec_path, "activeDeadlineSeconds");
+            let value = &pod_spec["activeDeadlineSeconds"];
+            errs.push(match kind {
+                Workload::DaemonSet => FieldError::forbidden(
+                    path,
+                    "activeDeadlineSeconds in DaemonSet is not Supported",
+                ),
+                Workload::StatefulSet => FieldError::invalid(path, value, "must not be specified"),
+                _ => FieldError::invalid(
+                    path,
+                    value,
+                    "activeDeadlineSeconds in ReplicaSet is not Supported",
+                ),
+            });
         }
     }
 }
@@ -177,14 +191,35 @@ pub(crate) fn validate_label_selector(sel: &Value, path: &str, errs: &mut Vec<Fi
     }
 }
 
-/// Validates an IntOrString that is a count or a percentage (`maxSurge`, `maxUnavailable`).
-fn validate_int_or_percent(
-    v: Option<&Value>,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) -> Option<f64> {
+/// An IntOrString rendered as Go's %#v of `intstr.IntOrString`.
+pub(crate) fn go_int_or_string(v: Option<&Value>) -> String {
     match v {
-        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => {
+            format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{t:?}}}")
+        }
+        Some(Value::Number(n)) => format!(
+            "intstr.IntOrString{{Type:0, IntVal:{}, StrVal:\"\"}}",
+            n.as_i64().unwrap_or(0)
+        ),
+        _ => "intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}".to_string(),
+    }
+}
+
+/// The value of a count-or-percentage (`5`, `25%`); invalid percentages count as 0.
+fn int_or_percent_value(v: Option<&Value>) -> i64 {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(t)) => t
+            .strip_suffix('%')
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Upstream's ValidatePositiveIntOrPercent plus IsNotMoreThan100Percent.
+fn validate_int_or_percent(v: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    match v {
         Some(Value::Number(n)) => {
             let n = n.as_i64().unwrap_or(0);
             if n < 0 {
@@ -194,53 +229,85 @@ fn validate_int_or_percent(
                     "must be greater than or equal to 0",
                 ));
             }
-            Some(n as f64)
         }
-        Some(val @ Value::String(text)) => {
-            let Some(num) = text
+        Some(Value::String(text)) => {
+            let valid = text
                 .strip_suffix('%')
-                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            else {
-                errs.push(FieldError::invalid(
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            if !valid {
+                errs.push(FieldError::invalid_raw(
                     path,
-                    val,
+                    &go_int_or_string(v),
                     "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
                 ));
-                return None;
-            };
-            num.parse::<f64>().ok()
+            }
         }
-        Some(other) => {
-            errs.push(FieldError::invalid(
-                path,
-                other,
-                "must be an integer or percentage",
-            ));
-            None
-        }
+        _ => {}
     }
 }
 
-fn validate_rolling_update(ru: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    let unavailable_path = child(path, "maxUnavailable");
-    let unavailable = validate_int_or_percent(ru.get("maxUnavailable"), &unavailable_path, errs);
-    let surge = validate_int_or_percent(ru.get("maxSurge"), &child(path, "maxSurge"), errs);
-    if let Some(Value::String(p)) = ru.get("maxUnavailable") {
-        if unavailable.is_some_and(|u| u > 100.0) {
-            errs.push(FieldError::invalid(
-                &unavailable_path,
-                &Value::String(p.clone()),
-                "must not be greater than 100%",
-            ));
-        }
+fn not_more_than_100_percent(v: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    if matches!(v, Some(Value::String(_))) && int_or_percent_value(v) > 100 {
+        errs.push(FieldError::invalid_raw(
+            path,
+            &go_int_or_string(v),
+            "must not be greater than 100%",
+        ));
     }
-    if unavailable == Some(0.0) && surge.unwrap_or(0.0) == 0.0 {
-        errs.push(FieldError::invalid(
+}
+
+fn validate_deployment_rolling_update(ru: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let unavailable_path = child(path, "maxUnavailable");
+    let unavailable = ru.get("maxUnavailable");
+    let surge = ru.get("maxSurge");
+    validate_int_or_percent(unavailable, &unavailable_path, errs);
+    validate_int_or_percent(surge, &child(path, "maxSurge"), errs);
+    if int_or_percent_value(unavailable) == 0 && int_or_percent_value(surge) == 0 {
+        errs.push(FieldError::invalid_raw(
             &unavailable_path,
-            &ru["maxUnavailable"],
+            &go_int_or_string(unavailable),
             "may not be 0 when `maxSurge` is 0",
         ));
     }
+    not_more_than_100_percent(unavailable, &unavailable_path, errs);
+}
+
+fn validate_daemonset_rolling_update(ru: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let unavailable_path = child(path, "maxUnavailable");
+    let surge_path = child(path, "maxSurge");
+    let unavailable = ru.get("maxUnavailable");
+    let surge = ru.get("maxSurge");
+    validate_int_or_percent(unavailable, &unavailable_path, errs);
+    validate_int_or_percent(surge, &surge_path, errs);
+    not_more_than_100_percent(unavailable, &unavailable_path, errs);
+    not_more_than_100_percent(surge, &surge_path, errs);
+    let has_unavailable = int_or_percent_value(unavailable) != 0;
+    let has_surge = int_or_percent_value(surge) != 0;
+    if has_unavailable && has_surge {
+        errs.push(FieldError::invalid_raw(
+            &surge_path,
+            &go_int_or_string(surge),
+            "may not be set when maxUnavailable is non-zero",
+        ));
+    } else if !has_unavailable && !has_surge {
+        errs.push(FieldError::required(
+            &unavailable_path,
+            "cannot be 0 when maxSurge is 0",
+        ));
+    }
+}
+
+/// A strategy struct rendered as Go's %#v (`apps.DeploymentStrategy{Type:"x", ...}`).
+fn go_strategy(go_type: &str, rolling_type: &str, strategy: &Value) -> String {
+    let rolling = if has(strategy, "rollingUpdate") {
+        format!("(*apps.{rolling_type})(0xc000010000)")
+    } else {
+        format!("(*apps.{rolling_type})(nil)")
+    };
+    format!(
+        "apps.{go_type}{{Type:{:?}, RollingUpdate:{rolling}}}",
+        s(strategy, "type")
+    )
 }
 
 pub(crate) fn validate_deployment(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -249,27 +316,32 @@ pub(crate) fn validate_deployment(obj: &Value, errs: &mut Vec<FieldError>) {
     non_negative(spec, "replicas", "spec", errs);
     validate_selector_and_template(spec, "spec", Workload::Deployment, errs);
     if let Some(strategy) = spec.get("strategy").filter(|v| !v.is_null()) {
-        one_of(
-            strategy,
-            "type",
-            "spec.strategy",
-            &["Recreate", "RollingUpdate"],
-            false,
-            errs,
-        );
         match s(strategy, "type") {
-            "Recreate" if has(strategy, "rollingUpdate") => {
-                errs.push(FieldError::forbidden(
-                    "spec.strategy.rollingUpdate",
-                    "may not be specified when strategy `type` is 'Recreate'",
-                ));
-            }
-            "RollingUpdate" => {
-                if let Some(ru) = strategy.get("rollingUpdate").filter(|v| !v.is_null()) {
-                    validate_rolling_update(ru, "spec.strategy.rollingUpdate", errs);
+            "Recreate" => {
+                if has(strategy, "rollingUpdate") {
+                    errs.push(FieldError::forbidden(
+                        "spec.strategy.rollingUpdate",
+                        "may not be specified when strategy `type` is 'Recreate'",
+                    ));
                 }
             }
-            _ => {}
+            "RollingUpdate" => match strategy.get("rollingUpdate").filter(|v| !v.is_null()) {
+                Some(ru) => {
+                    validate_deployment_rolling_update(ru, "spec.strategy.rollingUpdate", errs)
+                }
+                None => errs.push(FieldError::required(
+                    "spec.strategy.rollingUpdate",
+                    "this should be defaulted and never be nil",
+                )),
+            },
+            _ => errs.push(FieldError {
+                reason: "FieldValueNotSupported",
+                field: "spec.strategy".into(),
+                message: format!(
+                    "Unsupported value: {}: supported values: \"Recreate\", \"RollingUpdate\"",
+                    go_strategy("DeploymentStrategy", "RollingUpdateDeployment", strategy)
+                ),
+            }),
         }
     }
     non_negative(spec, "minReadySeconds", "spec", errs);
@@ -364,18 +436,29 @@ pub(crate) fn validate_daemonset(obj: &Value, errs: &mut Vec<FieldError>) {
     let spec = obj.get("spec").unwrap_or(&empty);
     validate_selector_and_template(spec, "spec", Workload::DaemonSet, errs);
     if let Some(strategy) = spec.get("updateStrategy").filter(|v| !v.is_null()) {
-        one_of(
-            strategy,
-            "type",
-            "spec.updateStrategy",
-            &["OnDelete", "RollingUpdate"],
-            true,
-            errs,
-        );
-        if s(strategy, "type") == "RollingUpdate" {
-            if let Some(ru) = strategy.get("rollingUpdate").filter(|v| !v.is_null()) {
-                validate_rolling_update(ru, "spec.updateStrategy.rollingUpdate", errs);
-            }
+        match s(strategy, "type") {
+            "OnDelete" => {}
+            "RollingUpdate" => match strategy.get("rollingUpdate").filter(|v| !v.is_null()) {
+                Some(ru) => {
+                    validate_daemonset_rolling_update(ru, "spec.updateStrategy.rollingUpdate", errs)
+                }
+                None => errs.push(FieldError::required(
+                    "spec.updateStrategy.rollingUpdate",
+                    "",
+                )),
+            },
+            _ => errs.push(FieldError {
+                reason: "FieldValueNotSupported",
+                field: "spec.updateStrategy".into(),
+                message: format!(
+                    "Unsupported value: {}: supported values: \"RollingUpdate\", \"OnDelete\"",
+                    go_strategy(
+                        "DaemonSetUpdateStrategy",
+                        "RollingUpdateDaemonSet",
+                        strategy
+                    )
+                ),
+            }),
         }
     }
     non_negative(spec, "minReadySeconds", "spec", errs);
@@ -532,7 +615,7 @@ mod tests {
             messages(&validate_create(res("deployments"), &d)),
             vec![
                 "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
-                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0",
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0",
             ]
         );
         let d = deploy(
@@ -541,14 +624,14 @@ mod tests {
         );
         assert_eq!(
             messages(&validate_create(res("deployments"), &d)),
-            vec!["spec.strategy.type: Unsupported value: \"Sideways\": supported values: \"Recreate\", \"RollingUpdate\""]
+            vec!["spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"Sideways\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""]
         );
         let d = deploy(
             json!({"selector": {"matchLabels": {"app": "web"}}, "template": template(),
             "strategy": {"rollingUpdate": {"maxSurge": "x%"}}}),
         );
         let m = messages(&validate_create(res("deployments"), &d));
-        assert!(m[0].starts_with("spec.strategy.rollingUpdate.maxSurge: Invalid value: \"x%\": a valid percent string"), "{m:?}");
+        assert!(m[0].starts_with("spec.strategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"x%\"}: a valid percent string"), "{m:?}");
     }
 
     #[test]
@@ -588,6 +671,41 @@ mod tests {
         assert_eq!(
             messages(&validate_create(res("daemonsets"), &d)),
             vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"]
+        );
+    }
+
+    #[test]
+    fn statefulset_mounts_may_name_claim_templates() {
+        let mut t = template();
+        t["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/data"}]);
+        let mut s = json!({"metadata": {"name": "db"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": t, "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}});
+        defaults::apply(res("statefulsets"), &mut s);
+        assert!(validate_create(res("statefulsets"), &s).is_empty());
+        s["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] = json!("other");
+        assert_eq!(
+            messages(&validate_create(res("statefulsets"), &s)),
+            vec!["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"data\""]
+        );
+    }
+
+    #[test]
+    fn daemonset_rolling_update_rules() {
+        let mut d = json!({"metadata": {"name": "ds"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": template(), "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}}});
+        defaults::apply(res("daemonsets"), &mut d);
+        assert_eq!(
+            messages(&validate_create(res("daemonsets"), &d)),
+            vec!["spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"]
+        );
+        d["spec"]["updateStrategy"]["rollingUpdate"] =
+            json!({"maxUnavailable": 1, "maxSurge": "10%"});
+        assert_eq!(
+            messages(&validate_create(res("daemonsets"), &d)),
+            vec!["spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"10%\"}: may not be set when maxUnavailable is non-zero"]
         );
     }
 

@@ -1,0 +1,335 @@
+//! Request bodies in Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`),
+//! which client-go's typed clients (and so `kubectl create namespace|configmap|secret|
+//! serviceaccount`) send. The `k8s\0` envelope is unwrapped and the object decoded into its
+//! JSON form with a field table per type. Only the types listed in [`schema_for`] are
+//! supported; others are answered 415 so the client can send JSON.
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+/// The four magic bytes before every protobuf-encoded Kubernetes object.
+const MAGIC: &[u8] = b"k8s\0";
+
+/// What a field holds and how it becomes JSON.
+enum Field {
+    Str,
+    Bool,
+    Int,
+    Time,
+    Msg(&'static [(u32, &'static str, Field)]),
+    RepStr,
+    RepMsg(&'static [(u32, &'static str, Field)]),
+    MapStr,
+    MapBytes,
+}
+
+use Field::*;
+
+const OWNER_REF: &[(u32, &str, Field)] = &[
+    (5, "apiVersion", Str),
+    (1, "kind", Str),
+    (3, "name", Str),
+    (4, "uid", Str),
+    (6, "controller", Bool),
+    (7, "blockOwnerDeletion", Bool),
+];
+
+const OBJECT_META: &[(u32, &str, Field)] = &[
+    (1, "name", Str),
+    (2, "generateName", Str),
+    (3, "namespace", Str),
+    (5, "uid", Str),
+    (6, "resourceVersion", Str),
+    (7, "generation", Int),
+    (8, "creationTimestamp", Time),
+    (9, "deletionTimestamp", Time),
+    (10, "deletionGracePeriodSeconds", Int),
+    (11, "labels", MapStr),
+    (12, "annotations", MapStr),
+    (13, "ownerReferences", RepMsg(OWNER_REF)),
+    (14, "finalizers", RepStr),
+];
+
+const NAMESPACE: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "spec", Msg(&[(1, "finalizers", RepStr)])),
+    (3, "status", Msg(&[(1, "phase", Str)])),
+];
+
+const CONFIG_MAP: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "data", MapStr),
+    (3, "binaryData", MapBytes),
+    (4, "immutable", Bool),
+];
+
+const SECRET: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "data", MapBytes),
+    (3, "type", Str),
+    (4, "stringData", MapStr),
+    (5, "immutable", Bool),
+];
+
+const OBJECT_REF: &[(u32, &str, Field)] = &[
+    (1, "kind", Str),
+    (2, "namespace", Str),
+    (3, "name", Str),
+    (4, "uid", Str),
+    (5, "apiVersion", Str),
+];
+
+const SERVICE_ACCOUNT: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "secrets", RepMsg(OBJECT_REF)),
+    (3, "imagePullSecrets", RepMsg(&[(1, "name", Str)])),
+    (4, "automountServiceAccountToken", Bool),
+];
+
+/// The field table of a supported kind.
+fn schema_for(api_version: &str, kind: &str) -> Option<&'static [(u32, &'static str, Field)]> {
+    match (api_version, kind) {
+        ("v1", "Namespace") => Some(NAMESPACE),
+        ("v1", "ConfigMap") => Some(CONFIG_MAP),
+        ("v1", "Secret") => Some(SECRET),
+        ("v1", "ServiceAccount") => Some(SERVICE_ACCOUNT),
+        _ => None,
+    }
+}
+
+/// Why a protobuf body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtobufError {
+    #[error("the protobuf body does not start with the k8s magic bytes")]
+    NoMagic,
+    #[error("the protobuf body is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("protobuf bodies of {0} are not supported by this server; send application/json")]
+    Unsupported(String),
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+enum Wire<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, ProtobufError> {
+        let mut out: u64 = 0;
+        for i in 0..10 {
+            let (&b, rest) = self
+                .buf
+                .split_first()
+                .ok_or(ProtobufError::Malformed("truncated varint"))?;
+            self.buf = rest;
+            out |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(out);
+            }
+        }
+        Err(ProtobufError::Malformed("varint too long"))
+    }
+
+    fn next(&mut self) -> Result<Option<(u32, Wire<'a>)>, ProtobufError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let field =
+            u32::try_from(key >> 3).map_err(|_| ProtobufError::Malformed("field number"))?;
+        let wire = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            2 => {
+                let len = usize::try_from(self.varint()?)
+                    .map_err(|_| ProtobufError::Malformed("length"))?;
+                if len > self.buf.len() {
+                    return Err(ProtobufError::Malformed("length beyond the body"));
+                }
+                let (data, rest) = self.buf.split_at(len);
+                self.buf = rest;
+                Wire::Bytes(data)
+            }
+            1 => {
+                self.skip(8)?;
+                Wire::Fixed
+            }
+            5 => {
+                self.skip(4)?;
+                Wire::Fixed
+            }
+            _ => return Err(ProtobufError::Malformed("unsupported wire type")),
+        };
+        Ok(Some((field, wire)))
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), ProtobufError> {
+        if self.buf.len() < n {
+            return Err(ProtobufError::Malformed("truncated fixed field"));
+        }
+        self.buf = &self.buf[n..];
+        Ok(())
+    }
+}
+
+fn text(bytes: &[u8]) -> Result<String, ProtobufError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ProtobufError::Malformed("invalid UTF-8 in a string"))
+}
+
+fn map_entry(bytes: &[u8], as_bytes: bool) -> Result<(String, Value), ProtobufError> {
+    let mut r = Reader { buf: bytes };
+    let mut key = String::new();
+    let mut value = json!("");
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Bytes(b)) => key = text(b)?,
+            (2, Wire::Bytes(b)) if as_bytes => {
+                value = json!(base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            (2, Wire::Bytes(b)) => value = json!(text(b)?),
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+fn time(bytes: &[u8]) -> Result<Value, ProtobufError> {
+    let mut r = Reader { buf: bytes };
+    let mut seconds: i64 = 0;
+    while let Some((f, w)) = r.next()? {
+        if let (1, Wire::Varint(v)) = (f, w) {
+            seconds = v as i64;
+        }
+    }
+    let t = jiff::Timestamp::from_second(seconds)
+        .map_err(|_| ProtobufError::Malformed("timestamp out of range"))?;
+    Ok(json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+}
+
+fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, ProtobufError> {
+    let mut r = Reader { buf: bytes };
+    let mut out = Map::new();
+    while let Some((num, wire)) = r.next()? {
+        let Some((_, name, field)) = schema.iter().find(|(n, _, _)| *n == num) else {
+            continue;
+        };
+        let name = name.to_string();
+        match (field, wire) {
+            (Str, Wire::Bytes(b)) => {
+                out.insert(name, json!(text(b)?));
+            }
+            (Bool, Wire::Varint(v)) => {
+                out.insert(name, json!(v != 0));
+            }
+            (Int, Wire::Varint(v)) => {
+                out.insert(name, json!(v as i64));
+            }
+            (Time, Wire::Bytes(b)) => {
+                out.insert(name, time(b)?);
+            }
+            (Msg(s), Wire::Bytes(b)) => {
+                out.insert(name, message(b, s)?);
+            }
+            (RepStr, Wire::Bytes(b)) => {
+                let entry = out.entry(name).or_insert_with(|| json!([]));
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(json!(text(b)?));
+                }
+            }
+            (RepMsg(s), Wire::Bytes(b)) => {
+                let item = message(b, s)?;
+                let entry = out.entry(name).or_insert_with(|| json!([]));
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(item);
+                }
+            }
+            (MapStr, Wire::Bytes(b)) | (MapBytes, Wire::Bytes(b)) => {
+                let (k, v) = map_entry(b, matches!(field, MapBytes))?;
+                let entry = out.entry(name).or_insert_with(|| json!({}));
+                if let Some(m) = entry.as_object_mut() {
+                    m.insert(k, v);
+                }
+            }
+            _ => return Err(ProtobufError::Malformed("a field has the wrong wire type")),
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// Decodes a `k8s\0`-wrapped protobuf object into its JSON form.
+pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
+    let inner = body.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
+    let mut r = Reader { buf: inner };
+    let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), None);
+    while let Some((num, wire)) = r.next()? {
+        match (num, wire) {
+            (1, Wire::Bytes(tm)) => {
+                let mut t = Reader { buf: tm };
+                while let Some((f, w)) = t.next()? {
+                    match (f, w) {
+                        (1, Wire::Bytes(b)) => api_version = text(b)?,
+                        (2, Wire::Bytes(b)) => kind = text(b)?,
+                        _ => {}
+                    }
+                }
+            }
+            (2, Wire::Bytes(b)) => raw = Some(b),
+            _ => {}
+        }
+    }
+    let schema = schema_for(&api_version, &kind)
+        .ok_or_else(|| ProtobufError::Unsupported(format!("{api_version}/{kind}")))?;
+    let mut obj = message(raw.unwrap_or(&[]), schema)?;
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), json!(api_version));
+        m.insert("kind".into(), json!(kind));
+    }
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(num: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![((num << 3) | 2) as u8, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn decodes_a_configmap_like_client_go_sends_it() {
+        let mut meta = field(1, b"cfg");
+        meta.extend(field(11, &[field(1, b"app"), field(2, b"web")].concat()));
+        let mut cm = field(1, &meta);
+        cm.extend(field(2, &[field(1, b"k"), field(2, b"v")].concat()));
+        let type_meta = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+        let mut body = MAGIC.to_vec();
+        body.extend(field(1, &type_meta));
+        body.extend(field(2, &cm));
+        let v = decode(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cfg", "labels": {"app": "web"}}, "data": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn refuses_garbage_and_unknown_kinds() {
+        assert_eq!(decode(b"{}"), Err(ProtobufError::NoMagic));
+        assert!(matches!(
+            decode(b"k8s\0\x0a\x7f"),
+            Err(ProtobufError::Malformed(_))
+        ));
+        let type_meta = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let mut body = MAGIC.to_vec();
+        body.extend(field(1, &type_meta));
+        assert!(matches!(decode(&body), Err(ProtobufError::Unsupported(_))));
+    }
+}
