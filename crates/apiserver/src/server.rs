@@ -58,7 +58,10 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts the server's state over a store: fills the watch cache, restores allocations,
     /// creates the bootstrap objects and starts the compactor.
-    pub async fn start(store: Arc<dyn Store>, config: Config) -> anyhow::Result<Arc<ApiServer>> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: Config,
+    ) -> Result<Arc<ApiServer>, store::StoreError> {
         // The OpenAPI documents take a moment to build: do it off the request path.
         tokio::task::spawn_blocking(api::openapi::warm_up);
         let cache = WatchCache::start(store.clone()).await?;
