@@ -112,17 +112,17 @@ pub async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let bytes = read_body(headers, body).await?;
+            let bytes = read_body(body).await?;
             let kind = update_kind(&rp, sub)?;
             patch(srv, r, ns, name, &content_type, &bytes, kind, query).await
         }
         (Method::DELETE, Some(name), None) => {
-            let bytes = read_body_optional(headers, body).await?;
+            let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
             delete(srv, r, ns, name, opts).await
         }
         (Method::DELETE, None, None) => {
-            let bytes = read_body_optional(headers, body).await?;
+            let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
             delete_collection(srv, r, ns, query, opts).await
         }
@@ -158,28 +158,36 @@ fn update_kind(rp: &ResourcePath, sub: Option<Subresource>) -> Result<UpdateKind
 // ---------------------------------------------------------------------------------------------
 // Bodies
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    if let Some(len) = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY {
-            return Err(ApiError::too_large(MAX_BODY));
+/// How much of an oversized body is still read and thrown away before answering 413, so that
+/// a client still sending it gets the answer instead of a broken pipe.
+const DRAIN_LIMIT: usize = 16 * MAX_BODY;
+
+/// Reads a request body of at most [`MAX_BODY`] bytes; larger ones are a 413.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                out.extend_from_slice(data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
         }
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::too_large(MAX_BODY))?;
-    Ok(bytes.to_vec())
-}
-
-async fn read_body_optional(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    read_body(headers, body).await
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(out)
 }
 
 async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let bytes = read_body(headers, body).await?;
+    let bytes = read_body(body).await?;
     request::decode_body(headers, &bytes)
 }
 
