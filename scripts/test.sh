@@ -18,8 +18,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test" >&2
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/minicluster-test.log
 status=${PIPESTATUS[0]}
+set -e
 echo "== done in $(( $(date +%s) - start ))s" >&2
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' /tmp/minicluster-test.log
