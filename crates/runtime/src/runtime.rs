@@ -1,0 +1,1331 @@
+//! The runtime's operations: sandboxes, containers, the per-container monitor, exec, state.
+//!
+//! Everything is on disk under the root dir, so any later `minirun` process finds it again:
+//!
+//! ```text
+//! <root>/images/…                          the image store (see image::store)
+//! <root>/pods/<sandbox>/sandbox.json        the sandbox config and record
+//! <root>/pods/<sandbox>/{hosts,hostname,resolv.conf}
+//! <root>/pods/<sandbox>/containers/<id>/    one dir per container; the pause container's id is
+//!     meta.json  config.json (OCI spec)     the sandbox id
+//!     state.json (pid, monitor pid)  started  exit.json (code, reason, finish time)
+//!     exec.fifo  rootfs/ upper/ work/  container.log
+//! ```
+//!
+//! Process model: `create` double-forks a monitor (setsid, so it outlives its creator) that
+//! enters the PID namespace, forks the container init, puts it into its cgroup, relays its
+//! stdout/stderr into the CRI log, reaps it and records the exit. The init joins the pod's
+//! namespaces, builds its root, and blocks on `exec.fifo` until `start` opens it. All mounts live
+//! in the container's own mount namespace, so they vanish with it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Stats};
+use crate::image::{ImageError, ImageStore};
+use crate::init::{self, InitError, Overlay};
+use crate::logs::{LogWriter, Stream};
+use crate::process::{self, Forked};
+use crate::spec::{self, ContainerConfig, Namespaces, Ns, SandboxConfig, SecurityConfig};
+use crate::sys::{LinuxSyscall, Syscall};
+use crate::util::{now_nanos, rfc3339_nanos, write_atomic};
+
+/// Errors of runtime operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// I/O on a state path.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Image store error.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// cgroup error.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// Container setup failed in the init.
+    #[error("container {id}: {msg}")]
+    Init {
+        /// Container id.
+        id: String,
+        /// What the init reported.
+        msg: String,
+    },
+    /// A system call failed.
+    #[error("{op}: {source}")]
+    Nix {
+        /// Operation.
+        op: String,
+        /// Cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// JSON state could not be read or built.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No such container or sandbox.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `container` or `sandbox`.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// The operation does not fit the current state.
+    #[error("container {id} is {status}: {what}")]
+    State {
+        /// Container id.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// An id or name is already used.
+    #[error("{0} already exists")]
+    Exists(String),
+}
+
+type Result<T> = std::result::Result<T, RuntimeError>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
+    move |source| RuntimeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
+    let op = op.into();
+    move |source| RuntimeError::Nix { op, source }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+    let b = fs::read(p).map_err(io_err(p))?;
+    serde_json::from_slice(&b).map_err(|source| RuntimeError::Json {
+        what: p.display().to_string(),
+        source,
+    })
+}
+
+fn write_json<T: Serialize>(p: &Path, v: &T) -> Result<()> {
+    let b = serde_json::to_vec_pretty(v).map_err(|source| RuntimeError::Json {
+        what: p.display().to_string(),
+        source,
+    })?;
+    write_atomic(p, &b).map_err(io_err(p))
+}
+
+/// What `create` records about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Sandbox id.
+    pub sandbox_id: String,
+    /// The image reference asked for.
+    pub image: String,
+    /// The image id.
+    pub image_id: String,
+    /// cgroup path relative to each hierarchy.
+    pub cgroup: String,
+    /// Log file.
+    pub log_path: PathBuf,
+    /// Log rotation size.
+    pub log_max_size: u64,
+    /// The overlay root.
+    pub overlay: Overlay,
+    /// PID namespace handling (applied by the monitor).
+    pub pid_ns: Ns,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Whether this is the sandbox's pause container.
+    pub pause: bool,
+    /// The config it was created from.
+    pub config: ContainerConfig,
+}
+
+/// Written by the monitor once the init is ready.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorState {
+    /// Host pid of the container init.
+    pub pid: i32,
+    /// Its start time (to tell pid reuse apart).
+    pub pid_start: Option<u64>,
+    /// The monitor's pid.
+    pub monitor_pid: i32,
+}
+
+/// Written by the monitor when the container exits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit code (128+signal when killed).
+    pub exit_code: i32,
+    /// Killing signal.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error` or `OOMKilled`.
+    pub reason: String,
+    /// Finish time (RFC 3339).
+    pub finished_at: String,
+}
+
+/// The state of a container as `minirun state` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Container id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Sandbox id.
+    pub sandbox_id: String,
+    /// `created`, `running`, `exited` or `unknown`.
+    pub status: String,
+    /// Host pid of the init (0 when not running).
+    pub pid: i32,
+    /// Exit code when exited.
+    pub exit_code: Option<i32>,
+    /// Exit reason when exited.
+    pub reason: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Started.
+    pub started_at: Option<String>,
+    /// Finished.
+    pub finished_at: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Image id.
+    pub image_id: String,
+    /// Log file.
+    pub log_path: PathBuf,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// A sandbox record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// Sandbox id (= the pause container's id).
+    pub id: String,
+    /// The config.
+    pub config: SandboxConfig,
+    /// Created.
+    pub created_at: String,
+    /// cgroup of the pod.
+    pub cgroup: String,
+}
+
+/// A sandbox as `minirun pods` / `sandbox state` print it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxState {
+    /// Sandbox id.
+    pub id: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod uid.
+    pub uid: String,
+    /// `ready` while the pause process runs, else `notready`.
+    pub status: String,
+    /// Host pid of the pause process.
+    pub pid: i32,
+    /// Network namespace path (`/proc/<pid>/ns/net`), for the network plugin.
+    pub netns: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The runtime rooted at a state directory.
+pub struct Runtime {
+    root: PathBuf,
+    /// The image store (`<root>/images`).
+    pub images: ImageStore,
+    cgroups: Hierarchy,
+    cgroup_root: String,
+    sys: LinuxSyscall,
+}
+
+/// Default state root.
+pub const DEFAULT_ROOT: &str = "/var/lib/minicluster/runtime";
+
+impl Runtime {
+    /// Opens the runtime at `root`; cgroups go under `cgroup_root` (e.g. `minicluster`) in
+    /// every hierarchy.
+    pub fn open(root: impl Into<PathBuf>, cgroup_root: &str) -> Result<Self> {
+        let root = root.into();
+        let pods = root.join("pods");
+        fs::create_dir_all(&pods).map_err(io_err(&pods))?;
+        Ok(Self {
+            images: ImageStore::open(root.join("images"), Box::new(LinuxSyscall))?,
+            cgroups: Hierarchy::detect()?,
+            cgroup_root: cgroup_root.trim_matches('/').to_string(),
+            root,
+            sys: LinuxSyscall,
+        })
+    }
+
+    /// The detected cgroup layout.
+    pub fn cgroups(&self) -> &Hierarchy {
+        &self.cgroups
+    }
+
+    fn pod_dir(&self, sid: &str) -> PathBuf {
+        self.root.join("pods").join(sid)
+    }
+
+    fn find_container_dir(&self, id: &str) -> Result<PathBuf> {
+        let pods = self.root.join("pods");
+        let mut found = Vec::new();
+        for p in fs::read_dir(&pods).map_err(io_err(&pods))?.flatten() {
+            let cdir = p.path().join("containers");
+            let exact = cdir.join(id);
+            if exact.join("meta.json").exists() {
+                return Ok(exact);
+            }
+            if id.len() >= 4 {
+                for c in fs::read_dir(&cdir).into_iter().flatten().flatten() {
+                    if c.file_name().to_string_lossy().starts_with(id) {
+                        found.push(c.path());
+                    }
+                }
+            }
+        }
+        if found.len() == 1 {
+            return Ok(found.remove(0));
+        }
+        Err(RuntimeError::NotFound {
+            kind: "container",
+            id: id.to_string(),
+        })
+    }
+
+    /// A container's recorded metadata.
+    pub fn meta(&self, id: &str) -> Result<ContainerMeta> {
+        read_json(&self.find_container_dir(id)?.join("meta.json"))
+    }
+
+    fn cgroup(&self, rel: &str) -> Cgroup {
+        self.cgroups.cgroup(rel)
+    }
+
+    // ---------------------------------------------------------------- sandboxes
+
+    /// Creates and starts a sandbox: pod dir, /etc files, pod cgroup, the pause container.
+    pub fn create_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxState> {
+        let id = cfg.id.clone().unwrap_or_else(crate::util::random_id);
+        let dir = self.pod_dir(&id);
+        if dir.exists() {
+            return Err(RuntimeError::Exists(format!("sandbox {id}")));
+        }
+        fs::create_dir_all(dir.join("containers")).map_err(io_err(&dir))?;
+        let res = self.create_sandbox_in(&id, &dir, cfg);
+        if res.is_err() {
+            let _ = self.remove_sandbox(&id);
+            let _ = fs::remove_dir_all(&dir);
+        }
+        res
+    }
+
+    fn create_sandbox_in(&self, id: &str, dir: &Path, cfg: &SandboxConfig) -> Result<SandboxState> {
+        let hostname = cfg
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| cfg.name.clone());
+        let hostname: String = hostname.chars().take(63).collect();
+        let w = |name: &str, text: String| -> Result<()> {
+            let p = dir.join(name);
+            fs::write(&p, text).map_err(io_err(&p))
+        };
+        w("hostname", format!("{hostname}\n"))?;
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        for l in &cfg.extra_hosts {
+            hosts.push_str(l);
+            hosts.push('\n');
+        }
+        w("hosts", hosts)?;
+        let resolv = if cfg.dns.servers.is_empty() && cfg.dns.searches.is_empty() {
+            fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            let mut s = String::new();
+            if !cfg.dns.searches.is_empty() {
+                s += &format!("search {}\n", cfg.dns.searches.join(" "));
+            }
+            for n in &cfg.dns.servers {
+                s += &format!("nameserver {n}\n");
+            }
+            if !cfg.dns.options.is_empty() {
+                s += &format!("options {}\n", cfg.dns.options.join(" "));
+            }
+            s
+        };
+        w("resolv.conf", resolv)?;
+        let pod_cg = format!("{}/{id}", self.cgroup_root);
+        let cg = self.cgroup(&pod_cg);
+        cg.create()?;
+        cg.apply(&cfg.resources)?;
+        let rec = SandboxRecord {
+            id: id.to_string(),
+            config: cfg.clone(),
+            created_at: rfc3339_nanos(now_nanos()),
+            cgroup: pod_cg,
+        };
+        write_json(&dir.join("sandbox.json"), &rec)?;
+        let pause = ContainerConfig {
+            name: "POD".into(),
+            id: Some(id.to_string()),
+            image: cfg
+                .pause_image
+                .clone()
+                .unwrap_or_else(|| "pause:latest".into()),
+            security: SecurityConfig {
+                read_only_root_filesystem: true,
+                capabilities_drop: vec!["ALL".into()],
+                ..Default::default()
+            },
+            labels: cfg.labels.clone(),
+            annotations: cfg.annotations.clone(),
+            ..Default::default()
+        };
+        let ns = Namespaces {
+            net: if cfg.host_network { Ns::Host } else { Ns::New },
+            ipc: if cfg.host_ipc { Ns::Host } else { Ns::New },
+            uts: if cfg.host_network { Ns::Host } else { Ns::New },
+            pid: if cfg.host_pid { Ns::Host } else { Ns::New },
+        };
+        self.create_container_with(id, &pause, ns, Some(&hostname), true)?;
+        self.start(id)?;
+        self.sandbox_state(id)
+    }
+
+    /// A sandbox's record.
+    pub fn sandbox(&self, sid: &str) -> Result<SandboxRecord> {
+        let p = self.pod_dir(sid).join("sandbox.json");
+        if !p.exists() {
+            return Err(RuntimeError::NotFound {
+                kind: "sandbox",
+                id: sid.to_string(),
+            });
+        }
+        read_json(&p)
+    }
+
+    /// A sandbox's state.
+    pub fn sandbox_state(&self, sid: &str) -> Result<SandboxState> {
+        let rec = self.sandbox(sid)?;
+        let pause = self.state(sid).ok();
+        let running = pause.as_ref().is_some_and(|p| p.status == "running");
+        let pid = pause.as_ref().map(|p| p.pid).unwrap_or(0);
+        Ok(SandboxState {
+            id: rec.id,
+            name: rec.config.name.clone(),
+            namespace: rec.config.namespace.clone(),
+            uid: rec.config.uid.clone(),
+            status: if running { "ready" } else { "notready" }.into(),
+            pid,
+            netns: (running && !rec.config.host_network).then(|| format!("/proc/{pid}/ns/net")),
+            created_at: rec.created_at,
+            labels: rec.config.labels,
+            annotations: rec.config.annotations,
+        })
+    }
+
+    /// All sandboxes.
+    pub fn list_sandboxes(&self) -> Result<Vec<SandboxState>> {
+        let pods = self.root.join("pods");
+        let mut out = Vec::new();
+        for p in fs::read_dir(&pods).map_err(io_err(&pods))?.flatten() {
+            if let Ok(s) = self.sandbox_state(&p.file_name().to_string_lossy()) {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    fn sandbox_containers(&self, sid: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.pod_dir(sid).join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n != sid)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Stops every container of the sandbox (with `grace`), then the pause process.
+    pub fn stop_sandbox(&self, sid: &str, grace: Duration) -> Result<()> {
+        self.sandbox(sid)?;
+        for c in self.sandbox_containers(sid) {
+            self.stop(&c, grace)?;
+        }
+        if self.find_container_dir(sid).is_ok() {
+            self.stop(sid, Duration::from_secs(2))?;
+        }
+        Ok(())
+    }
+
+    /// Stops and removes a sandbox and all its containers, its cgroups and its directory.
+    pub fn remove_sandbox(&self, sid: &str) -> Result<()> {
+        let dir = self.pod_dir(sid);
+        if !dir.exists() {
+            return Err(RuntimeError::NotFound {
+                kind: "sandbox",
+                id: sid.to_string(),
+            });
+        }
+        for c in self.sandbox_containers(sid) {
+            self.remove(&c)?;
+        }
+        if self.find_container_dir(sid).is_ok() {
+            self.remove(sid)?;
+        }
+        let pod_cg = format!("{}/{sid}", self.cgroup_root);
+        let cg = self.cgroup(&pod_cg);
+        cg.kill_all(&self.sys, Duration::from_secs(5))?;
+        cg.remove()?;
+        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- containers
+
+    /// Creates a container in a running sandbox (it waits in `created` until [`Self::start`]).
+    pub fn create_container(&self, sid: &str, cfg: &ContainerConfig) -> Result<ContainerState> {
+        let sb = self.sandbox(sid)?;
+        let pause = self.state(sid)?;
+        if pause.status != "running" {
+            return Err(RuntimeError::State {
+                id: sid.to_string(),
+                status: pause.status,
+                what: "sandbox not ready",
+            });
+        }
+        let nsp = |n: &str| Ns::Join(PathBuf::from(format!("/proc/{}/ns/{n}", pause.pid)));
+        let c = &sb.config;
+        let ns = Namespaces {
+            net: if c.host_network { Ns::Host } else { nsp("net") },
+            ipc: if c.host_ipc { Ns::Host } else { nsp("ipc") },
+            uts: if c.host_network { Ns::Host } else { nsp("uts") },
+            pid: if c.host_pid {
+                Ns::Host
+            } else if c.share_pid {
+                nsp("pid")
+            } else {
+                Ns::New
+            },
+        };
+        let id = self.create_container_with(sid, cfg, ns, None, false)?;
+        self.state(&id)
+    }
+
+    fn create_container_with(
+        &self,
+        sid: &str,
+        cfg: &ContainerConfig,
+        ns: Namespaces,
+        hostname: Option<&str>,
+        pause: bool,
+    ) -> Result<String> {
+        let id = cfg.id.clone().unwrap_or_else(crate::util::random_id);
+        if !pause {
+            if self.find_container_dir(&id).is_ok() {
+                return Err(RuntimeError::Exists(format!("container {id}")));
+            }
+            for other in self.sandbox_containers(sid) {
+                if let Ok(m) = self.meta(&other) {
+                    if m.name == cfg.name {
+                        return Err(RuntimeError::Exists(format!(
+                            "container name {} in sandbox {sid}",
+                            cfg.name
+                        )));
+                    }
+                }
+            }
+        }
+        let dir = self.pod_dir(sid).join("containers").join(&id);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let res = self.create_in(sid, &id, &dir, cfg, ns, hostname, pause);
+        if res.is_err() {
+            let _ = self
+                .cgroup(&format!("{}/{sid}/{id}", self.cgroup_root))
+                .remove();
+            let _ = fs::remove_dir_all(&dir);
+        }
+        res.map(|_| id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_in(
+        &self,
+        sid: &str,
+        id: &str,
+        dir: &Path,
+        cfg: &ContainerConfig,
+        ns: Namespaces,
+        hostname: Option<&str>,
+        pause: bool,
+    ) -> Result<()> {
+        let img = self.images.resolve(&cfg.image)?;
+        let lowers: Vec<PathBuf> = self.images.snapshot_dirs(&img).into_iter().rev().collect();
+        let env: Vec<(String, String)> = cfg
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
+        let proc_ = crate::image::config::resolve(
+            &img.config,
+            &cfg.command,
+            &cfg.args,
+            &env,
+            cfg.working_dir.as_deref(),
+        );
+        let lower_refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+        let (mut uid, mut gid) = proc_
+            .user
+            .as_deref()
+            .and_then(|u| crate::image::config::resolve_user(u, &lower_refs))
+            .unwrap_or((0, 0));
+        if let Some(u) = cfg.security.run_as_user {
+            uid = u;
+            gid = crate::image::config::resolve_user(&u.to_string(), &lower_refs)
+                .map(|x| x.1)
+                .unwrap_or(0);
+        }
+        if let Some(g) = cfg.security.run_as_group {
+            gid = g;
+        }
+        let rootfs = dir.join("rootfs");
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for d in [&rootfs, &upper, &work] {
+            fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        let pod = self.pod_dir(sid);
+        let etc_files: Vec<(PathBuf, &str)> = if pause {
+            vec![]
+        } else {
+            vec![
+                (pod.join("hosts"), "/etc/hosts"),
+                (pod.join("hostname"), "/etc/hostname"),
+                (pod.join("resolv.conf"), "/etc/resolv.conf"),
+            ]
+        };
+        let cg_rel = format!("{}/{sid}/{id}", self.cgroup_root);
+        let spec = spec::build_spec(&spec::SpecInput {
+            process: &proc_,
+            user: (uid, gid),
+            config: cfg,
+            rootfs: &rootfs,
+            hostname,
+            namespaces: &ns,
+            etc_files: &etc_files,
+            cgroup: &cg_rel,
+        })
+        .map_err(|source| RuntimeError::Json {
+            what: "runtime spec".into(),
+            source,
+        })?;
+        write_json(&dir.join("config.json"), &spec)?;
+        let cg = self.cgroup(&cg_rel);
+        cg.create()?;
+        cg.apply(&cfg.resources)?;
+        let meta = ContainerMeta {
+            id: id.to_string(),
+            name: cfg.name.clone(),
+            sandbox_id: sid.to_string(),
+            image: cfg.image.clone(),
+            image_id: img.id.clone(),
+            cgroup: cg_rel,
+            log_path: cfg
+                .log_path
+                .clone()
+                .unwrap_or_else(|| dir.join("container.log")),
+            log_max_size: cfg.log_max_size.unwrap_or(10 << 20),
+            overlay: Overlay {
+                lower: lowers,
+                upper,
+                work,
+            },
+            pid_ns: ns.pid.clone(),
+            created_at: rfc3339_nanos(now_nanos()),
+            pause,
+            config: cfg.clone(),
+        };
+        write_json(&dir.join("meta.json"), &meta)?;
+        let fifo = dir.join("exec.fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+            .map_err(nix_err(format!("mkfifo {}", fifo.display())))?;
+        // mkfifo honours the umask; make it writable for a non-root container user.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622)).map_err(io_err(&fifo))?;
+        self.spawn_monitor(dir, &meta, &spec)
+    }
+
+    /// Double-forks the monitor and waits for it to report the init ready (or failed).
+    fn spawn_monitor(&self, dir: &Path, meta: &ContainerMeta, spec: &Spec) -> Result<()> {
+        let (report_r, report_w) = process::pipe().map_err(nix_err("pipe"))?;
+        match process::fork().map_err(nix_err("fork"))? {
+            Forked::Child => {
+                drop(report_r);
+                let _ = nix::unistd::setsid();
+                match process::fork() {
+                    Ok(Forked::Child) => {
+                        let code = self.monitor(dir, meta, spec, report_w);
+                        process::exit_now(code)
+                    }
+                    _ => process::exit_now(0),
+                }
+            }
+            Forked::Parent(child) => {
+                drop(report_w);
+                process::wait_exit(child);
+                let mut buf = String::new();
+                let _ = fs::File::from(report_r).read_to_string(&mut buf);
+                if buf.starts_with("ok") {
+                    Ok(())
+                } else {
+                    Err(RuntimeError::Init {
+                        id: meta.id.clone(),
+                        msg: if buf.is_empty() {
+                            "monitor exited without a report".into()
+                        } else {
+                            buf
+                        },
+                    })
+                }
+            }
+        }
+    }
+
+    /// The monitor: runs in the double-forked grandchild; returns its exit code.
+    fn monitor(&self, dir: &Path, meta: &ContainerMeta, spec: &Spec, report_w: OwnedFd) -> i32 {
+        let mut report = fs::File::from(report_w);
+        let fail = |report: &mut fs::File, msg: String| {
+            let _ = report.write_all(msg.as_bytes());
+            1
+        };
+        if let Ok(null) = process::dev_null() {
+            process::set_stdio(Some(&null), Some(&null), Some(&null));
+        }
+        let _ = std::env::set_current_dir("/");
+        let mut log = match LogWriter::open(&meta.log_path, meta.log_max_size, 2) {
+            Ok(l) => l,
+            Err(e) => return fail(&mut report, format!("log {}: {e}", meta.log_path.display())),
+        };
+        let pipes = (|| -> nix::Result<_> {
+            Ok((
+                process::pipe()?,
+                process::pipe()?,
+                process::pipe()?,
+                process::pipe()?,
+            ))
+        })();
+        let Ok(((out_r, out_w), (err_r, err_w), (sync_r, sync_w), (st_r, st_w))) = pipes else {
+            return fail(&mut report, "pipes".into());
+        };
+        let pid_ns = match &meta.pid_ns {
+            Ns::New => self
+                .sys
+                .unshare(CloneFlags::CLONE_NEWPID)
+                .map_err(|e| e.to_string()),
+            Ns::Join(p) => fs::File::open(p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+                .and_then(|f| {
+                    self.sys
+                        .setns(f.as_fd(), CloneFlags::CLONE_NEWPID)
+                        .map_err(|e| e.to_string())
+                }),
+            Ns::Host => Ok(()),
+        };
+        if let Err(e) = pid_ns {
+            return fail(&mut report, format!("pid namespace: {e}"));
+        }
+        let fifo = dir.join("exec.fifo");
+        // Child exits wake the relay loop through a signalfd.
+        let mut chld = nix::sys::signal::SigSet::empty();
+        chld.add(Signal::SIGCHLD);
+        let _ = chld.thread_block();
+        let sfd = nix::sys::signalfd::SignalFd::with_flags(
+            &chld,
+            nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+        )
+        .ok();
+        let child = match process::fork() {
+            Err(e) => return fail(&mut report, format!("fork: {e}")),
+            Ok(Forked::Child) => {
+                drop((out_r, err_r, sync_w, st_r, report, sfd));
+                let _ = nix::sys::signal::SigSet::all().thread_unblock();
+                let mut b = [0u8; 1];
+                let _ = fs::File::from(sync_r).read(&mut b);
+                let null = process::dev_null().ok();
+                process::set_stdio(null.as_ref(), Some(&out_w), Some(&err_w));
+                drop((out_w, err_w));
+                let mut st = fs::File::from(st_w);
+                let e = container_init(&self.sys, spec, &meta.overlay, &fifo, &mut st);
+                let _ = st.write_all(format!("E{e}").as_bytes());
+                process::exit_now(127)
+            }
+            Ok(Forked::Parent(p)) => p,
+        };
+        drop((out_w, err_w, sync_r, st_w));
+        let cg = self.cgroup(&meta.cgroup);
+        if let Err(e) = cg.add_pid(child.as_raw()) {
+            let _ = self.sys.kill(child.as_raw(), Signal::SIGKILL);
+            process::wait_exit(child);
+            return fail(&mut report, format!("cgroup: {e}"));
+        }
+        let _ = fs::File::from(sync_w).write_all(b"1");
+        let mut st_file = fs::File::from(st_r);
+        let mut first = [0u8; 1];
+        let ready = matches!(st_file.read(&mut first), Ok(1)) && first[0] == b'R';
+        if !ready {
+            // The init failed: the rest of the pipe is its message.
+            let mut msg = String::new();
+            let _ = st_file.read_to_string(&mut msg);
+            process::wait_exit(child);
+            let _ = cg.kill_all(&self.sys, Duration::from_secs(2));
+            if msg.is_empty() {
+                msg = "init exited during setup".into();
+            }
+            return fail(&mut report, msg);
+        }
+        drop(st_file);
+        let ms = MonitorState {
+            pid: child.as_raw(),
+            pid_start: process::start_time(child.as_raw()),
+            monitor_pid: std::process::id() as i32,
+        };
+        if let Err(e) = write_json(&dir.join("state.json"), &ms) {
+            return fail(&mut report, e.to_string());
+        }
+        let _ = report.write_all(format!("ok {}", child.as_raw()).as_bytes());
+        drop(report);
+        let (code, signal) = relay(child, out_r, err_r, sfd.as_ref(), &mut log);
+        let _ = log.finish();
+        let reason = if cg.oom_kills() > 0 {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        let rec = ExitRecord {
+            exit_code: code,
+            signal,
+            reason: reason.into(),
+            finished_at: rfc3339_nanos(now_nanos()),
+        };
+        let _ = write_json(&dir.join("exit.json"), &rec);
+        0
+    }
+
+    /// Starts a created container: releases its init blocked on `exec.fifo`.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = self.find_container_dir(id)?;
+        let st = self.state(id)?;
+        if st.status != "created" {
+            return Err(RuntimeError::State {
+                id: id.to_string(),
+                status: st.status,
+                what: "cannot start",
+            });
+        }
+        let fifo = dir.join("exec.fifo");
+        let fd = nix::fcntl::open(
+            &fifo,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(nix_err(format!("open {}", fifo.display())))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut pfd, PollTimeout::from(100u16));
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fd, &mut b) {
+                Ok(1) => break,
+                _ if Instant::now() > deadline => {
+                    return Err(RuntimeError::Init {
+                        id: id.to_string(),
+                        msg: "init did not take the start signal".into(),
+                    })
+                }
+                _ if !process::alive(st.pid) => {
+                    return Err(RuntimeError::Init {
+                        id: id.to_string(),
+                        msg: "init exited before start".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let _ = fs::write(dir.join("started"), rfc3339_nanos(now_nanos()));
+        let _ = fs::remove_file(&fifo);
+        Ok(())
+    }
+
+    /// The state of a container.
+    pub fn state(&self, id: &str) -> Result<ContainerState> {
+        let dir = self.find_container_dir(id)?;
+        let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
+        let ms: Option<MonitorState> = read_json(&dir.join("state.json")).ok();
+        let exit: Option<ExitRecord> = read_json(&dir.join("exit.json")).ok();
+        let started = fs::read_to_string(dir.join("started")).ok();
+        let pid = ms.as_ref().map(|m| m.pid).unwrap_or(0);
+        let same_proc = ms
+            .as_ref()
+            .is_some_and(|m| process::alive(m.pid) && process::start_time(m.pid) == m.pid_start);
+        let status = if exit.is_some() {
+            "exited"
+        } else if same_proc {
+            if started.is_some() {
+                "running"
+            } else {
+                "created"
+            }
+        } else if ms.as_ref().is_some_and(|m| process::alive(m.monitor_pid)) {
+            // The init is gone and its monitor is writing the exit record.
+            "running"
+        } else {
+            "unknown"
+        };
+        Ok(ContainerState {
+            id: meta.id.clone(),
+            name: meta.name.clone(),
+            sandbox_id: meta.sandbox_id.clone(),
+            status: status.into(),
+            pid: if status == "running" || status == "created" {
+                pid
+            } else {
+                0
+            },
+            exit_code: exit.as_ref().map(|e| e.exit_code),
+            reason: exit.as_ref().map(|e| e.reason.clone()),
+            created_at: meta.created_at.clone(),
+            started_at: started,
+            finished_at: exit.as_ref().map(|e| e.finished_at.clone()),
+            image: meta.image.clone(),
+            image_id: meta.image_id.clone(),
+            log_path: meta.log_path.clone(),
+            labels: meta.config.labels.clone(),
+            annotations: meta.config.annotations.clone(),
+        })
+    }
+
+    /// All containers (not the pause containers), oldest first.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let pods = self.root.join("pods");
+        let mut out = Vec::new();
+        for p in fs::read_dir(&pods).map_err(io_err(&pods))?.flatten() {
+            let sid = p.file_name().to_string_lossy().to_string();
+            for c in self.sandbox_containers(&sid) {
+                if let Ok(s) = self.state(&c) {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    /// Waits until the container is no longer running (bounded).
+    pub fn wait(&self, id: &str, timeout: Duration) -> Result<ContainerState> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.state(id)?;
+            if st.status == "exited" || st.status == "unknown" || Instant::now() > deadline {
+                return Ok(st);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGTERM to the init, then SIGKILL to the whole cgroup after `grace`.
+    pub fn stop(&self, id: &str, grace: Duration) -> Result<ContainerState> {
+        let st = self.state(id)?;
+        let meta = self.meta(id)?;
+        let cg = self.cgroup(&meta.cgroup);
+        if st.status == "running" && st.pid > 0 && !grace.is_zero() {
+            let _ = self.sys.kill(st.pid, Signal::SIGTERM);
+            let st = self.wait(id, grace)?;
+            if st.status != "running" {
+                cg.kill_all(&self.sys, Duration::from_secs(5))?;
+                return Ok(st);
+            }
+        }
+        if st.status == "running" || st.status == "created" || !cg.pids().is_empty() {
+            cg.kill_all(&self.sys, Duration::from_secs(5))?;
+        }
+        self.wait(id, Duration::from_secs(5))
+    }
+
+    /// Stops (immediately) and removes a container: cgroup, state dir, upper dir.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.find_container_dir(id)?;
+        let meta = self.meta(id)?;
+        self.stop(id, Duration::ZERO)?;
+        // Let the monitor finish writing.
+        if let Ok(ms) = read_json::<MonitorState>(&dir.join("state.json")) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process::alive(ms.monitor_pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        self.cgroup(&meta.cgroup).remove()?;
+        // A log file outside the container dir belongs to the caller (the kubelet's pod logs).
+        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(())
+    }
+
+    /// CPU, memory and pids usage of a container.
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        Ok(self.cgroup(&self.meta(id)?.cgroup).stats())
+    }
+
+    /// Image ids used by containers (kept by GC and `rmi`).
+    pub fn images_in_use(&self) -> BTreeSet<String> {
+        let pods = self.root.join("pods");
+        let mut s = BTreeSet::new();
+        for p in fs::read_dir(pods).into_iter().flatten().flatten() {
+            for c in fs::read_dir(p.path().join("containers"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(m) = read_json::<ContainerMeta>(&c.path().join("meta.json")) {
+                    s.insert(m.image_id);
+                }
+            }
+        }
+        s
+    }
+
+    /// Runs a process inside a running container (its namespaces, cgroup, root, user and
+    /// capabilities), with this process's stdio; returns its exit code.
+    pub fn exec(&self, id: &str, args: &[String], extra_env: &[String], tty: bool) -> Result<i32> {
+        let st = self.state(id)?;
+        if st.status != "running" {
+            return Err(RuntimeError::State {
+                id: id.to_string(),
+                status: st.status,
+                what: "cannot exec",
+            });
+        }
+        let dir = self.find_container_dir(id)?;
+        let meta = self.meta(id)?;
+        let mut spec: Spec = read_json(&dir.join("config.json"))?;
+        let mut nsfiles = Vec::new();
+        for (n, flag) in [
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ] {
+            let p = PathBuf::from(format!("/proc/{}/ns/{n}", st.pid));
+            nsfiles.push((fs::File::open(&p).map_err(io_err(&p))?, flag));
+        }
+        let mut proc_ = spec.process().clone().unwrap_or_default();
+        let mut env = proc_.env().clone().unwrap_or_default();
+        env.extend(extra_env.iter().cloned());
+        proc_.set_env(Some(env.clone()));
+        proc_.set_args(Some(args.to_vec()));
+        spec.set_process(Some(proc_.clone()));
+        let cg = self.cgroup(&meta.cgroup);
+        let mut pty = if tty {
+            let ws = crate::sys::terminal_size(std::io::stdin().as_fd());
+            let ptmx = PathBuf::from(format!("/proc/{}/root/dev/pts/ptmx", st.pid));
+            let (master, slave) =
+                crate::sys::open_pty(&ptmx, ws.as_ref()).map_err(|e| RuntimeError::Init {
+                    id: id.to_string(),
+                    msg: e.to_string(),
+                })?;
+            Some(nix::pty::OpenptyResult { master, slave })
+        } else {
+            None
+        };
+        match process::fork().map_err(nix_err("fork"))? {
+            Forked::Child => {
+                let _ = cg.add_pid(std::process::id() as i32);
+                for (f, flag) in &nsfiles {
+                    if let Err(e) = self.sys.setns(f.as_fd(), *flag) {
+                        eprintln!("minirun exec: {e}");
+                        process::exit_now(126);
+                    }
+                }
+                drop(nsfiles);
+                match process::fork() {
+                    Ok(Forked::Child) => {
+                        if let Some(p) = &pty {
+                            let _ = nix::unistd::setsid();
+                            if let Err(e) = self.sys.set_controlling_tty(p.slave.as_fd()) {
+                                eprintln!("minirun exec: {e}");
+                            }
+                            process::set_stdio(Some(&p.slave), Some(&p.slave), Some(&p.slave));
+                        }
+                        if let Err(e) = init::setup_process(&self.sys, &spec) {
+                            eprintln!("minirun exec: {e}");
+                            process::exit_now(126);
+                        }
+                        let argv0 = args.first().map(String::as_str).unwrap_or("");
+                        match init::find_executable(argv0, &env) {
+                            Ok(exe) => {
+                                let e = process::exec(&exe, args, &env);
+                                eprintln!("minirun exec: {}: {e}", exe.display());
+                            }
+                            Err(e) => eprintln!("minirun exec: {e}"),
+                        }
+                        process::exit_now(127)
+                    }
+                    Ok(Forked::Parent(p)) => {
+                        drop(pty.take());
+                        process::exit_now(process::wait_exit(p).0)
+                    }
+                    Err(e) => {
+                        eprintln!("minirun exec: fork: {e}");
+                        process::exit_now(126)
+                    }
+                }
+            }
+            Forked::Parent(child) => match pty.take() {
+                None => Ok(process::wait_exit(child).0),
+                Some(p) => {
+                    drop(p.slave);
+                    Ok(relay_tty(child, p.master))
+                }
+            },
+        }
+    }
+}
+
+/// Copies output into the log until the init exits; returns (exit code, signal).
+fn relay(
+    child: Pid,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    sfd: Option<&nix::sys::signalfd::SignalFd>,
+    log: &mut LogWriter,
+) -> (i32, Option<i32>) {
+    let fds = [out_r, err_r];
+    for f in &fds {
+        let _ = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    }
+    let mut open = [true, true];
+    let mut exited: Option<((i32, Option<i32>), Instant)> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut pfds: Vec<PollFd> = Vec::new();
+        let mut idx = Vec::new();
+        for (i, f) in fds.iter().enumerate() {
+            if open[i] {
+                pfds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                idx.push(i);
+            }
+        }
+        if let Some(sfd) = sfd {
+            pfds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        }
+        let _ = nix::poll::poll(&mut pfds, PollTimeout::from(200u16));
+        drop(pfds);
+        if let Some(sfd) = sfd {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+        }
+        for &i in &idx {
+            loop {
+                match nix::unistd::read(&fds[i], &mut buf) {
+                    Ok(0) => {
+                        open[i] = false;
+                        break;
+                    }
+                    Ok(n) => {
+                        let s = if i == 0 {
+                            Stream::Stdout
+                        } else {
+                            Stream::Stderr
+                        };
+                        let _ = log.write(s, &buf[..n]);
+                    }
+                    Err(nix::Error::EINTR) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        if exited.is_none() {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(ws) => {
+                    if let Some(r) = process::exit_code(ws) {
+                        exited = Some((r, Instant::now()));
+                    }
+                }
+                Err(_) => exited = Some(((255, None), Instant::now())),
+            }
+        }
+        if let Some((_, at)) = exited {
+            if (!open[0] && !open[1]) || at.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
+    }
+    exited.map(|(r, _)| r).unwrap_or((255, None))
+}
+
+/// Copies this process's stdin to the pty master and the master to stdout (stdin in raw mode
+/// when it is a terminal) until the exec'd process ends; returns its exit code.
+fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
+    use nix::sys::termios;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw);
+    }
+    let mut stdin_open = true;
+    let mut buf = [0u8; 8192];
+    let mut code = None;
+    let mut out = std::io::stdout();
+    loop {
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        let _ = nix::poll::poll(&mut fds, PollTimeout::from(100u16));
+        let m_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let i_ready = stdin_open
+            && fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        let mut master_done = false;
+        if m_ready {
+            match nix::unistd::read(&master, &mut buf) {
+                Ok(0) | Err(_) => master_done = true,
+                Ok(n) => {
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            }
+        }
+        if i_ready {
+            match nix::unistd::read(&stdin, &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = nix::unistd::write(&master, &buf[..n]);
+                }
+            }
+        }
+        if code.is_none() {
+            if let Ok(ws) = waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                code = process::exit_code(ws).map(|c| c.0);
+            }
+        }
+        if master_done || (code.is_some() && !m_ready) {
+            break;
+        }
+    }
+    if let Some(t) = &saved {
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, t);
+    }
+    code.unwrap_or_else(|| process::wait_exit(child).0)
+}
+
+/// The container init (in the monitor's child): namespaces, root, process, then wait for start
+/// and exec. Returns only on failure.
+fn container_init(
+    sys: &dyn Syscall,
+    spec: &Spec,
+    overlay: &Overlay,
+    fifo: &Path,
+    status: &mut fs::File,
+) -> InitErrorText {
+    let r = (|| -> std::result::Result<(PathBuf, OwnedFd), InitErrorText> {
+        init::enter_namespaces(sys, spec)?;
+        let fifo_fd = nix::fcntl::open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| InitErrorText(format!("open {}: {e}", fifo.display())))?;
+        init::setup_rootfs(sys, spec, Some(overlay))?;
+        init::setup_process(sys, spec)?;
+        let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
+        let args = p.args().clone().unwrap_or_default();
+        let env = p.env().clone().unwrap_or_default();
+        let exe = init::find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
+        Ok((exe, fifo_fd))
+    })();
+    let (exe, fifo_fd) = match r {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    if status.write_all(b"R").is_err() {
+        return InitErrorText("monitor went away".into());
+    }
+    // Blocks until `start` opens the fifo for reading.
+    let path = format!("/proc/self/fd/{}", fifo_fd.as_raw_fd());
+    match fs::OpenOptions::new().write(true).open(&path) {
+        Ok(mut f) => {
+            let _ = f.write_all(b"0");
+        }
+        Err(e) => return InitErrorText(format!("exec fifo: {e}")),
+    }
+    drop(fifo_fd);
+    let p = spec.process().clone().unwrap_or_default();
+    let args = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let e = process::exec(&exe, &args, &env);
+    eprintln!("minirun: exec {}: {e}", exe.display());
+    process::exit_now(127)
+}
+
+/// An init failure as text (crosses the status pipe).
+struct InitErrorText(String);
+
+impl std::fmt::Display for InitErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<InitError> for InitErrorText {
+    fn from(e: InitError) -> Self {
+        InitErrorText(e.to_string())
+    }
+}

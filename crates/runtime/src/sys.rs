@@ -1,0 +1,492 @@
+//! Every Linux system call the runtime makes, behind the [`Syscall`] trait.
+//!
+//! [`LinuxSyscall`] is the real implementation; [`RecordingSyscall`] records calls so the logic
+//! that drives them (mount plans, capability and user switching, layer unpacking) is unit-tested
+//! without root. Modelled on youki's `libcontainer::syscall`. This module and [`crate::process`]
+//! are the only places with `unsafe`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Pid, Uid};
+
+/// A failed system call: the operation, the path or object it was about, and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {what}: {source}")]
+pub struct SysError {
+    /// The operation, e.g. `mount`.
+    pub op: &'static str,
+    /// Path or object the call was about.
+    pub what: String,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Result of a system call.
+pub type SysResult<T> = Result<T, SysError>;
+
+fn err(op: &'static str, what: impl std::fmt::Display, e: impl Into<std::io::Error>) -> SysError {
+    SysError {
+        op,
+        what: what.to_string(),
+        source: e.into(),
+    }
+}
+
+/// The Linux calls used to build a container and unpack layers.
+pub trait Syscall {
+    /// mount(2).
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> SysResult<()>;
+    /// umount2(2).
+    fn umount2(&self, target: &Path, flags: MntFlags) -> SysResult<()>;
+    /// pivot_root(2).
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> SysResult<()>;
+    /// chdir(2).
+    fn chdir(&self, path: &Path) -> SysResult<()>;
+    /// sethostname(2).
+    fn sethostname(&self, name: &str) -> SysResult<()>;
+    /// setns(2) on an open namespace file.
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> SysResult<()>;
+    /// unshare(2).
+    fn unshare(&self, flags: CloneFlags) -> SysResult<()>;
+    /// mknod(2).
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> SysResult<()>;
+    /// symlink(2).
+    fn symlink(&self, target: &Path, link: &Path) -> SysResult<()>;
+    /// lchown(2).
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> SysResult<()>;
+    /// lsetxattr(2).
+    fn lsetxattr(&self, path: &Path, name: &str, value: &[u8]) -> SysResult<()>;
+    /// mkdir -p.
+    fn create_dir_all(&self, path: &Path) -> SysResult<()>;
+    /// Creates an empty file if nothing exists at `path` (a bind-mount target).
+    fn ensure_file(&self, path: &Path) -> SysResult<()>;
+    /// setrlimit(2).
+    fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> SysResult<()>;
+    /// setgroups(2).
+    fn setgroups(&self, groups: &[u32]) -> SysResult<()>;
+    /// setresgid(2) with all three ids equal.
+    fn setgid(&self, gid: u32) -> SysResult<()>;
+    /// setresuid(2) with all three ids equal.
+    fn setuid(&self, uid: u32) -> SysResult<()>;
+    /// prctl(PR_SET_KEEPCAPS).
+    fn set_keep_caps(&self, keep: bool) -> SysResult<()>;
+    /// prctl(PR_SET_NO_NEW_PRIVS).
+    fn set_no_new_privs(&self) -> SysResult<()>;
+    /// Sets one capability set of this thread.
+    fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()>;
+    /// Drops one capability from the bounding set.
+    fn drop_bounding(&self, cap: Capability) -> SysResult<()>;
+    /// kill(2).
+    fn kill(&self, pid: i32, sig: Signal) -> SysResult<()>;
+    /// Sets the loopback interface of the current network namespace up (the CNI loopback role).
+    fn loopback_up(&self) -> SysResult<()>;
+    /// Makes the terminal `fd` the controlling terminal of this (session leader) process.
+    fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()>;
+}
+
+/// Opens a pty pair on the devpts instance whose `ptmx` is given (e.g. a container's
+/// `/proc/<pid>/root/dev/pts/ptmx`, so the slave is visible inside it); returns (master, slave).
+pub fn open_pty(
+    ptmx: &Path,
+    size: Option<&nix::pty::Winsize>,
+) -> SysResult<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let master = nix::fcntl::open(
+        ptmx,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("open", ptmx.display(), e))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from the pointer, which lives for the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(err(
+            "TIOCSPTLCK",
+            ptmx.display(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if let Some(ws) = size {
+        // SAFETY: TIOCSWINSZ reads the winsize we pass, which lives for the call.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, ws) };
+    }
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd for the slave, or -1.
+    let fd = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(err(
+            "TIOCGPTPEER",
+            ptmx.display(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel, owned from here on.
+    let slave = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((master, slave))
+}
+
+/// The window size of the terminal `fd`, if it is one.
+pub fn terminal_size(fd: BorrowedFd<'_>) -> Option<nix::pty::Winsize> {
+    // SAFETY: winsize is plain old data; all-zero is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass, which lives for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some(ws)
+}
+
+/// The real Linux implementation.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxSyscall;
+
+fn cstr(p: &Path) -> SysResult<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|e| err("path", p.display(), std::io::Error::other(e)))
+}
+
+impl Syscall for LinuxSyscall {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> SysResult<()> {
+        nix::mount::mount(source, target, fstype, flags, data)
+            .map_err(|e| err("mount", target.display(), e))
+    }
+    fn umount2(&self, target: &Path, flags: MntFlags) -> SysResult<()> {
+        nix::mount::umount2(target, flags).map_err(|e| err("umount", target.display(), e))
+    }
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> SysResult<()> {
+        nix::unistd::pivot_root(new_root, put_old)
+            .map_err(|e| err("pivot_root", new_root.display(), e))
+    }
+    fn chdir(&self, path: &Path) -> SysResult<()> {
+        nix::unistd::chdir(path).map_err(|e| err("chdir", path.display(), e))
+    }
+    fn sethostname(&self, name: &str) -> SysResult<()> {
+        nix::unistd::sethostname(name).map_err(|e| err("sethostname", name, e))
+    }
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> SysResult<()> {
+        nix::sched::setns(fd, nstype).map_err(|e| err("setns", format!("{nstype:?}"), e))
+    }
+    fn unshare(&self, flags: CloneFlags) -> SysResult<()> {
+        nix::sched::unshare(flags).map_err(|e| err("unshare", format!("{flags:?}"), e))
+    }
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> SysResult<()> {
+        nix::sys::stat::mknod(path, kind, perm, dev).map_err(|e| err("mknod", path.display(), e))
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> SysResult<()> {
+        std::os::unix::fs::symlink(target, link).map_err(|e| err("symlink", link.display(), e))
+    }
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            .map_err(|e| err("lchown", path.display(), e))
+    }
+    fn lsetxattr(&self, path: &Path, name: &str, value: &[u8]) -> SysResult<()> {
+        let p = cstr(path)?;
+        let n = CString::new(name).map_err(|e| err("xattr", name, std::io::Error::other(e)))?;
+        // SAFETY: p and n are valid NUL-terminated strings that outlive the call; value is a
+        // valid slice whose pointer and length are passed together.
+        let rc = unsafe {
+            libc::lsetxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(err(
+                "setxattr",
+                path.display(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+    fn create_dir_all(&self, path: &Path) -> SysResult<()> {
+        std::fs::create_dir_all(path).map_err(|e| err("mkdir", path.display(), e))
+    }
+    fn ensure_file(&self, path: &Path) -> SysResult<()> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            self.create_dir_all(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| err("create", path.display(), e))
+    }
+    fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> SysResult<()> {
+        nix::sys::resource::setrlimit(res, soft, hard)
+            .map_err(|e| err("setrlimit", format!("{res:?}"), e))
+    }
+    fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
+        let g: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&g).map_err(|e| err("setgroups", format!("{groups:?}"), e))
+    }
+    fn setgid(&self, gid: u32) -> SysResult<()> {
+        let g = Gid::from_raw(gid);
+        nix::unistd::setresgid(g, g, g).map_err(|e| err("setresgid", gid, e))
+    }
+    fn setuid(&self, uid: u32) -> SysResult<()> {
+        let u = Uid::from_raw(uid);
+        nix::unistd::setresuid(u, u, u).map_err(|e| err("setresuid", uid, e))
+    }
+    fn set_keep_caps(&self, keep: bool) -> SysResult<()> {
+        nix::sys::prctl::set_keepcaps(keep).map_err(|e| err("prctl", "PR_SET_KEEPCAPS", e))
+    }
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| err("prctl", "PR_SET_NO_NEW_PRIVS", e))
+    }
+    fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()> {
+        caps::set(None, set, caps).map_err(|e| {
+            err(
+                "capset",
+                format!("{set:?}"),
+                std::io::Error::other(e.to_string()),
+            )
+        })
+    }
+    fn drop_bounding(&self, cap: Capability) -> SysResult<()> {
+        match caps::drop(None, CapSet::Bounding, cap) {
+            Ok(()) => Ok(()),
+            // Capabilities unknown to this kernel are not in the bounding set anyway.
+            Err(_) if !caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) => Ok(()),
+            Err(e) => Err(err(
+                "capbset_drop",
+                cap,
+                std::io::Error::other(e.to_string()),
+            )),
+        }
+    }
+    fn kill(&self, pid: i32, sig: Signal) -> SysResult<()> {
+        nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|e| err("kill", pid, e))
+    }
+    fn loopback_up(&self) -> SysResult<()> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: plain socket(2) call; the returned fd is checked and owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(err("socket", "lo", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a valid, open descriptor we own from here on.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads into the ifreq we pass, which lives for the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Err(err("SIOCGIFFLAGS", "lo", std::io::Error::last_os_error()));
+        }
+        // SAFETY: the union member ifru_flags is the one SIOCGIFFLAGS filled in.
+        unsafe {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        }
+        // SAFETY: SIOCSIFFLAGS reads the ifreq we pass, which lives for the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+            return Err(err("SIOCSIFFLAGS", "lo", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+    fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()> {
+        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal); fd is open for the call.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+            return Err(err(
+                "TIOCSCTTY",
+                fd.as_raw_fd(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A fake that records every call as a line of text and succeeds (unit tests of the logic).
+#[derive(Debug, Default)]
+pub struct RecordingSyscall {
+    calls: Mutex<Vec<String>>,
+    /// Operations (by name, e.g. `"pivot_root"`) that fail with EPERM.
+    pub fail_on: Vec<&'static str>,
+}
+
+impl RecordingSyscall {
+    /// A fresh recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A recorder whose calls named in `ops` fail with EPERM.
+    pub fn failing(ops: Vec<&'static str>) -> Self {
+        Self {
+            fail_on: ops,
+            ..Self::default()
+        }
+    }
+    /// The calls made so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+    fn rec(&self, op: &'static str, line: String) -> SysResult<()> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(line.clone());
+        }
+        if self.fail_on.contains(&op) {
+            return Err(err(
+                op,
+                line,
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn d(p: &Path) -> std::path::Display<'_> {
+    p.display()
+}
+
+impl Syscall for RecordingSyscall {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> SysResult<()> {
+        let src = source.map(|s| s.display().to_string()).unwrap_or_default();
+        self.rec(
+            "mount",
+            format!(
+                "mount {src} {} {} {flags:?} {}",
+                d(target),
+                fstype.unwrap_or("-"),
+                data.unwrap_or("-")
+            ),
+        )
+    }
+    fn umount2(&self, target: &Path, flags: MntFlags) -> SysResult<()> {
+        self.rec("umount", format!("umount {} {flags:?}", d(target)))
+    }
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> SysResult<()> {
+        self.rec(
+            "pivot_root",
+            format!("pivot_root {} {}", d(new_root), d(put_old)),
+        )
+    }
+    fn chdir(&self, path: &Path) -> SysResult<()> {
+        self.rec("chdir", format!("chdir {}", d(path)))
+    }
+    fn sethostname(&self, name: &str) -> SysResult<()> {
+        self.rec("sethostname", format!("sethostname {name}"))
+    }
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> SysResult<()> {
+        self.rec("setns", format!("setns {} {nstype:?}", fd.as_raw_fd()))
+    }
+    fn unshare(&self, flags: CloneFlags) -> SysResult<()> {
+        self.rec("unshare", format!("unshare {flags:?}"))
+    }
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> SysResult<()> {
+        self.rec(
+            "mknod",
+            format!("mknod {} {kind:?} {:o} {dev}", d(path), perm.bits()),
+        )
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> SysResult<()> {
+        self.rec("symlink", format!("symlink {} {}", d(target), d(link)))
+    }
+    fn lchown(&self, path: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        self.rec("lchown", format!("lchown {} {uid} {gid}", d(path)))
+    }
+    fn lsetxattr(&self, path: &Path, name: &str, value: &[u8]) -> SysResult<()> {
+        self.rec(
+            "setxattr",
+            format!(
+                "setxattr {} {name} {}",
+                d(path),
+                String::from_utf8_lossy(value)
+            ),
+        )
+    }
+    fn create_dir_all(&self, path: &Path) -> SysResult<()> {
+        self.rec("mkdir", format!("mkdir {}", d(path)))
+    }
+    fn ensure_file(&self, path: &Path) -> SysResult<()> {
+        self.rec("ensure_file", format!("ensure_file {}", d(path)))
+    }
+    fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> SysResult<()> {
+        self.rec("setrlimit", format!("setrlimit {res:?} {soft} {hard}"))
+    }
+    fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
+        self.rec("setgroups", format!("setgroups {groups:?}"))
+    }
+    fn setgid(&self, gid: u32) -> SysResult<()> {
+        self.rec("setgid", format!("setgid {gid}"))
+    }
+    fn setuid(&self, uid: u32) -> SysResult<()> {
+        self.rec("setuid", format!("setuid {uid}"))
+    }
+    fn set_keep_caps(&self, keep: bool) -> SysResult<()> {
+        self.rec("keepcaps", format!("keepcaps {keep}"))
+    }
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        self.rec("no_new_privs", "no_new_privs".to_string())
+    }
+    fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()> {
+        let mut v: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        v.sort();
+        self.rec("capset", format!("capset {set:?} {}", v.join(",")))
+    }
+    fn drop_bounding(&self, cap: Capability) -> SysResult<()> {
+        self.rec("capbset_drop", format!("capbset_drop {cap}"))
+    }
+    fn kill(&self, pid: i32, sig: Signal) -> SysResult<()> {
+        self.rec("kill", format!("kill {pid} {sig}"))
+    }
+    fn loopback_up(&self) -> SysResult<()> {
+        self.rec("loopback_up", "loopback_up".to_string())
+    }
+    fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()> {
+        self.rec("tiocsctty", format!("tiocsctty {}", fd.as_raw_fd()))
+    }
+}
+
+/// Joins `rel` (an absolute in-container path) under `root`.
+pub fn under(root: &Path, rel: &Path) -> PathBuf {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    root.join(rel)
+}
