@@ -304,6 +304,11 @@ impl ResourceCache {
         }
     }
 
+    /// The cached object at `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.state.read().await.objects.get(key).cloned()
+    }
+
     /// A snapshot of the objects under `prefix` (a namespace prefix or the resource prefix).
     pub async fn snapshot(&self, prefix: &str, revision: Revision) -> Snapshot {
         let state = self.state.read().await;

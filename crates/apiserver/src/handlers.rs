@@ -216,9 +216,15 @@ pub fn add_warnings(resp: &mut Response, warnings: Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+/// The namespace object, from the watch cache (as upstream's NamespaceLifecycle admission reads
+/// its informer), falling back to the store when the cache has not seen it yet.
 async fn namespace_exists(srv: &ApiServer, ns: &str) -> Result<Option<Value>, ApiError> {
     let nsr = api::registry::find("", "v1", "namespaces").expect("namespaces registered");
-    match srv.store.get(&nsr.key(None, ns)).await? {
+    let key = nsr.key(None, ns);
+    if let Some(cached) = srv.cache.resource(nsr).get(&key).await {
+        return Ok(Some((*cached).clone()));
+    }
+    match srv.store.get(&key).await? {
         Some(kv) => Ok(cache::decode(&kv.value, kv.mod_revision).ok()),
         None => Ok(None),
     }
