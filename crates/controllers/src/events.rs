@@ -1,0 +1,100 @@
+//! core/v1 Events, written directly so `kubectl describe` shows them.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use kube::{Client, Resource, ResourceExt};
+
+/// Writes Events on behalf of one component.
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    component: String,
+}
+
+/// `Normal` or `Warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl Recorder {
+    /// A recorder for `component` (e.g. `replicaset-controller`).
+    pub fn new(client: Client, component: &str) -> Recorder {
+        Recorder {
+            client,
+            component: component.to_string(),
+        }
+    }
+
+    /// Records an event about `obj` in the background.
+    pub fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        message: &str,
+    ) {
+        let r = object_reference(obj);
+        self.event_ref(r, type_, reason, message);
+    }
+
+    /// Records an event about the object `r` in the background.
+    pub fn event_ref(&self, r: ObjectReference, type_: EventType, reason: &str, message: &str) {
+        let ns = r.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let now = jiff::Timestamp::now();
+        let ev = Event {
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    r.name.clone().unwrap_or_default(),
+                    now.as_nanosecond() as u64 ^ rand::random::<u32>() as u64
+                )),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            },
+            involved_object: r,
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_string(),
+            ),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(self.component.clone()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            action: Some(reason.to_string()),
+            count: Some(1),
+            ..Default::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        tokio::spawn(async move {
+            if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                tracing::debug!(error = %e, "event not recorded");
+            }
+        });
+    }
+}
+
+/// The reference of `obj` for an event's involvedObject.
+pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).to_string()),
+        kind: Some(K::kind(&()).to_string()),
+        name: Some(obj.name_any()),
+        namespace: obj.namespace(),
+        uid: obj.uid(),
+        resource_version: obj.resource_version(),
+        field_path: None,
+    }
+}
