@@ -855,6 +855,18 @@ fn pod_waits_for_kubelet(pod: &Value) -> bool {
         .is_some_and(|g| g > 0)
 }
 
+/// Sets `field` to a copy of `value`, or removes it when there is none.
+fn set_or_remove(map: &mut serde_json::Map<String, Value>, field: &str, value: Option<&Value>) {
+    match value {
+        Some(v) => {
+            map.insert(field.to_string(), v.clone());
+        }
+        None => {
+            map.remove(field);
+        }
+    }
+}
+
 /// Merges the candidate into the old object according to what the update may change, bumps
 /// generation, defaults and validates.
 fn finish_update(
@@ -868,26 +880,16 @@ fn finish_update(
         UpdateKind::Main | UpdateKind::System => {
             let mut new = candidate;
             if kind == UpdateKind::Main && r.has_subresource(Subresource::Status) {
-                match old.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
+                if let Some(m) = new.as_object_mut() {
+                    set_or_remove(m, "status", old.get("status"));
                 }
             }
             new
         }
         UpdateKind::Status => {
             let mut new = old.clone();
-            match candidate.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
+            if let Some(m) = new.as_object_mut() {
+                set_or_remove(m, "status", candidate.get("status"));
             }
             new
         }
@@ -914,25 +916,11 @@ fn finish_update(
             "generation",
             "selfLink",
         ] {
-            match old_meta.get(field) {
-                Some(v) => {
-                    meta.insert(field.into(), v.clone());
-                }
-                None => {
-                    meta.remove(field);
-                }
-            }
+            set_or_remove(meta, field, old_meta.get(field));
         }
         if kind != UpdateKind::System {
             for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
-                match old_meta.get(field) {
-                    Some(v) => {
-                        meta.insert(field.into(), v.clone());
-                    }
-                    None => {
-                        meta.remove(field);
-                    }
-                }
+                set_or_remove(meta, field, old_meta.get(field));
             }
         }
         meta.remove("managedFields");
