@@ -8,13 +8,12 @@ pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod job;
-pub mod leader;
 pub mod manager;
+pub mod metrics;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
-pub mod serve;
 pub mod statefulset;
 pub mod util;
 

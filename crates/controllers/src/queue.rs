@@ -171,7 +171,7 @@ where
             loop {
                 let key = q.get().await;
                 let res = f(key.clone()).await;
-                crate::serve::count_sync(q.name(), res.is_ok());
+                crate::metrics::count_sync(q.name(), res.is_ok());
                 match res {
                     Ok(None) => q.forget(&key),
                     Ok(Some(d)) => {

@@ -251,7 +251,7 @@ pub fn start_controllers_with(
     cfg: controllers::manager::Config,
 ) -> tokio::task::JoinHandle<()> {
     if std::env::var("RUST_LOG").is_ok() {
-        controllers::util::init_tracing(0);
+        daemon::init_tracing(0);
     }
     tokio::spawn(controllers::manager::run_controllers(client, cfg))
 }
@@ -297,7 +297,7 @@ pub fn node_heartbeats(
 /// Starts the controller-manager's controllers in-process (no leader election).
 pub fn start_controllers(client: Client) -> tokio::task::JoinHandle<()> {
     if std::env::var("RUST_LOG").is_ok() {
-        controllers::util::init_tracing(0);
+        daemon::init_tracing(0);
     }
     let cfg = controllers::manager::Config {
         node_monitor_period: Duration::from_millis(500),
