@@ -50,6 +50,7 @@ pub async fn handle(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
     let rendering = request::rendering(headers, query)?;
     let sub = rp.subresource_kind()?;
@@ -83,9 +84,15 @@ pub async fn handle(
             let obj = get_object(srv, r, ns, name).await?;
             Ok(json_response(StatusCode::OK, &scale_of(&obj)?, vec![]))
         }
-        (Method::GET, Some(name), Some(Subresource::Log))
-        | (_, Some(name), Some(Subresource::Exec))
-        | (_, Some(name), Some(Subresource::Attach))
+        (Method::GET, Some(name), Some(Subresource::Log)) => {
+            let pod = get_object(srv, r, ns, name).await?;
+            crate::kubelet_proxy::logs(srv, &pod, query).await
+        }
+        (Method::GET | Method::POST, Some(name), Some(Subresource::Exec)) => {
+            let pod = get_object(srv, r, ns, name).await?;
+            crate::kubelet_proxy::exec(srv, &pod, query, headers, upgrade).await
+        }
+        (_, Some(name), Some(Subresource::Attach))
         | (_, Some(name), Some(Subresource::PortForward)) => {
             kubelet_placeholder(srv, r, ns, name).await
         }
@@ -1258,9 +1265,13 @@ async fn kubelet_placeholder(
             "pod {name} does not have a host assigned"
         )));
     }
-    Err(ApiError::service_unavailable(format!(
-        "the kubelet of pod {name} cannot be reached through this apiserver yet (logs, exec, attach and port-forward arrive with the kubelet)"
-    )))
+    Err(ApiError::new(
+        501,
+        "NotImplemented",
+        format!(
+            "attach and port-forward are not supported by mini-cluster's kubelet yet (pod {name})"
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

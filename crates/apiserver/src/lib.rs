@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod handlers;
 pub mod kubeconfig;
+pub mod kubelet_proxy;
 pub mod metrics;
 pub mod objects;
 pub mod protobuf;

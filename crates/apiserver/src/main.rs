@@ -47,6 +47,14 @@ struct Flags {
     /// Seconds between compactions of old store revisions.
     #[arg(long, default_value_t = 300)]
     compaction_interval_seconds: u64,
+    /// Network namespace (a path such as /run/netns/NAME) the nodes live in: kubelets are
+    /// dialed from inside it, for a local cluster whose nodes are network namespaces.
+    #[arg(long)]
+    kubelet_netns: Option<PathBuf>,
+    /// A second address to serve on, bound inside --kubelet-netns (where the nodes reach the
+    /// apiserver); the same port as --listen is fine, the namespaces differ.
+    #[arg(long, requires = "kubelet_netns")]
+    node_listen: Option<SocketAddr>,
     /// Log verbosity as the Kubernetes components: 0-1 info, 2-4 debug (every request), 5+ trace.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     verbosity: u8,
@@ -123,6 +131,21 @@ async fn shutdown_signal() {
     }
 }
 
+/// Binds `addr` inside the network namespace at `netns` (on a short-lived thread that entered
+/// it; the socket keeps that namespace).
+fn bind_in_netns(addr: SocketAddr, netns: PathBuf) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = std::thread::spawn(move || -> anyhow::Result<std::net::TcpListener> {
+        let f = std::fs::File::open(&netns)?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("bind thread panicked"))??;
+    Ok(tokio::net::TcpListener::from_std(listener)?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
@@ -139,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         service_node_port_range: ports,
         bookmark_interval: Duration::from_secs(flags.bookmark_interval_seconds.max(1)),
         compaction_interval: Duration::from_secs(flags.compaction_interval_seconds.max(1)),
+        kubelet_netns: flags.kubelet_netns.clone(),
     };
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
@@ -151,6 +175,17 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(listen = %listener.local_addr()?, "mini-apiserver serving");
     let router = srv.router();
+    if let (Some(addr), Some(netns)) = (flags.node_listen, flags.kubelet_netns.clone()) {
+        let node_listener = bind_in_netns(addr, netns.clone())
+            .with_context(|| format!("listening on {addr} in {}", netns.display()))?;
+        tracing::info!(listen = %addr, netns = %netns.display(), "serving the nodes too");
+        let r = router.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(node_listener, r).await {
+                tracing::error!(error = %e, "node listener stopped");
+            }
+        });
+    }
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     // Open watches would hold a graceful shutdown forever: give them a moment, then exit.
     tokio::select! {

@@ -93,23 +93,34 @@ impl ResourcePath {
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     params: HashMap<String, String>,
+    /// Every pair in order, repeated keys included (exec's `command`).
+    pairs: Vec<(String, String)>,
 }
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
-        let params = raw
-            .map(|q| {
-                form_urlencoded_pairs(q)
-                    .into_iter()
-                    .collect::<HashMap<String, String>>()
-            })
-            .unwrap_or_default();
-        Query { params }
+        let pairs = raw.map(form_urlencoded_pairs).unwrap_or_default();
+        let params = pairs.iter().cloned().collect::<HashMap<String, String>>();
+        Query { params, pairs }
     }
 
     /// Sets a parameter.
     pub fn set(&mut self, key: &str, value: &str) {
         self.params.insert(key.to_string(), value.to_string());
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Every pair in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

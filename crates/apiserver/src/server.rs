@@ -32,6 +32,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// How often old store revisions are compacted (the history kept is about this long).
     pub compaction_interval: Duration,
+    /// Network namespace kubelets are dialed from (a local lab cluster whose nodes live in
+    /// namespaces); None: this process's own.
+    pub kubelet_netns: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             service_node_port_range: (30000, 32767),
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Duration::from_secs(300),
+            kubelet_netns: None,
         }
     }
 }
@@ -128,17 +132,16 @@ async fn compactor(srv: Arc<ApiServer>) {
 }
 
 /// Routes one request.
-async fn dispatch(
-    State(srv): State<Arc<ApiServer>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(State(srv): State<Arc<ApiServer>>, mut req: axum::extract::Request) -> Response {
+    // Exec and attach hand the connection to the kubelet after the upgrade.
+    let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers): (Method, Uri, HeaderMap) = (parts.method, parts.uri, parts.headers);
     let started = Instant::now();
     let path = uri.path().to_string();
     let query = Query::parse(uri.query());
-    let (verb, resource, response) = route(&srv, &method, &path, &query, &headers, body).await;
+    let (verb, resource, response) =
+        route(&srv, &method, &path, &query, &headers, body, upgrade).await;
     let response = match response {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -170,6 +173,7 @@ async fn route(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Routed {
     let segs: Vec<&str> = path
         .trim_matches('/')
@@ -207,6 +211,6 @@ async fn route(
     };
     let plural = rp.resource.plural;
     let verb = handlers::verb_name(method, &rp, query);
-    let result = handlers::handle(srv, method, rp, query, headers, body).await;
+    let result = handlers::handle(srv, method, rp, query, headers, body, upgrade).await;
     (verb, plural, result)
 }

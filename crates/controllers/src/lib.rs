@@ -4,7 +4,7 @@
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
-pub mod events;
+pub use daemon::events;
 pub mod gc;
 pub mod informer;
 pub mod job;

@@ -1,6 +1,7 @@
 //! Plumbing every mini-cluster daemon shares: the common flags, `-v` logging, the apiserver
 //! client, /healthz and /metrics, SIGTERM handling and leader election on a Lease.
 
+pub mod events;
 pub mod leader;
 pub mod serve;
 

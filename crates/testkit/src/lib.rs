@@ -2,6 +2,7 @@
 //! the rule for missing prerequisites (skip loudly on a developer machine, fail in CI).
 
 pub mod etcd;
+pub mod netns;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -72,6 +72,7 @@ pub fn test_config(addr: SocketAddr) -> Config {
         service_node_port_range: (30000, 30100),
         bookmark_interval: Duration::from_secs(1),
         compaction_interval: Duration::from_secs(3600),
+        kubelet_netns: None,
     }
 }
 

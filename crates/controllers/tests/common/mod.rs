@@ -49,6 +49,7 @@ impl TestServer {
             service_node_port_range: (30000, 30100),
             bookmark_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(3600),
+            kubelet_netns: None,
         };
         let srv = ApiServer::start(store, cfg).await.unwrap();
         let router = srv.router();

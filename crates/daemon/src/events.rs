@@ -10,6 +10,7 @@ use kube::{Client, Resource, ResourceExt};
 pub struct Recorder {
     client: Client,
     component: String,
+    host: Option<String>,
 }
 
 /// `Normal` or `Warning`.
@@ -25,7 +26,14 @@ impl Recorder {
         Recorder {
             client,
             component: component.to_string(),
+            host: None,
         }
+    }
+
+    /// The same recorder, naming `host` as the events' source host (the kubelet's node).
+    pub fn with_host(mut self, host: &str) -> Recorder {
+        self.host = Some(host.to_string());
+        self
     }
 
     /// Records an event about `obj` in the background.
@@ -66,10 +74,10 @@ impl Recorder {
             ),
             source: Some(EventSource {
                 component: Some(self.component.clone()),
-                host: None,
+                host: self.host.clone(),
             }),
             reporting_component: Some(self.component.clone()),
-            reporting_instance: Some(self.component.clone()),
+            reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: Some(MicroTime(now)),

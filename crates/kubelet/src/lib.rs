@@ -1,0 +1,23 @@
+//! mini-kubelet as a library: the node agent that registers its Node, runs the pods bound to
+//! it through the `minirun` runtime and the pod network, and reports their status. The
+//! binary in `main.rs` wires flags to [`manager`], [`node`] and [`server`].
+//!
+//! Layers: [`cri`] (runtime calls) and [`netplugin`] (network calls) are the kubelet's only
+//! ways to touch the machine besides [`volumes`]' files and tmpfs mounts; [`worker`] holds the
+//! per-pod reconcile logic on top of the pure [`status`], [`env`], [`podfiles`], [`backoff`]
+//! and [`resources`] modules.
+
+pub mod backoff;
+pub mod claims;
+pub mod cri;
+pub mod env;
+pub mod manager;
+pub mod netplugin;
+pub mod node;
+pub mod podfiles;
+pub mod probe;
+pub mod resources;
+pub mod server;
+pub mod status;
+pub mod volumes;
+pub mod worker;

@@ -1,0 +1,227 @@
+//! mini-kubelet: registers this node, runs the pods bound to it through `minirun` and the pod
+//! network, reports their status, and serves the kubelet API (logs, exec) on port 10250.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use daemon::{duration_arg, CommonArgs};
+use kubelet::cri::{ContainerRuntime, Minirun};
+use kubelet::manager::{self, Informers, NetworkFactory, RouteSync};
+use kubelet::netplugin::{BridgeNetwork, PodNetworkPlugin};
+use kubelet::probe::ProbeStates;
+use kubelet::volumes::SystemMounter;
+use kubelet::worker::{KubeletConfig, Shared};
+
+#[derive(Parser, Debug)]
+#[command(name = "mini-kubelet", about = "The mini-cluster node agent")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Name of this node (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// IP of this node, reported as its InternalIP and used for hostNetwork pods.
+    #[arg(long)]
+    node_ip: Ipv4Addr,
+    /// State directory (pod volumes, logs, network state, runtime state).
+    #[arg(long, default_value = "/var/lib/minicluster/kubelet")]
+    root_dir: PathBuf,
+    /// DNS server(s) of ClusterFirst pods (comma-separated).
+    #[arg(long, default_value = "10.96.0.10", value_delimiter = ',')]
+    cluster_dns: Vec<String>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Image tarballs (*.tar) loaded into the runtime at start.
+    #[arg(long)]
+    image_dir: Option<PathBuf>,
+    /// The cluster's pod network (traffic leaving it is masqueraded).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// Port of the kubelet API.
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// Address the kubelet API listens on (default: the node IP).
+    #[arg(long)]
+    address: Option<std::net::IpAddr>,
+    /// Port of /healthz and /metrics (0: any free port).
+    #[arg(long, default_value_t = 10248)]
+    healthz_port: u16,
+    /// The runtime helper (default: `minirun` next to this binary, else on PATH).
+    #[arg(long)]
+    runtime_path: Option<PathBuf>,
+    /// The runtime's state root (default: <root-dir>/runtime).
+    #[arg(long)]
+    runtime_root: Option<PathBuf>,
+    /// cgroup subtree of this node's pods (default: minicluster-<node-name>).
+    #[arg(long)]
+    cgroup_root: Option<String>,
+    /// Name of the pod bridge.
+    #[arg(long, default_value = "mcbr0")]
+    bridge: String,
+    /// The sandbox image.
+    #[arg(long, default_value = "pause:latest")]
+    pause_image: String,
+    /// Maximum number of pods.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Full resync period of every pod (ConfigMap/Secret volumes are refreshed this often).
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    sync_frequency: Duration,
+}
+
+fn default_runtime_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("minirun")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("minirun"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    daemon::init_tracing(args.common.verbosity);
+    let node_name = args.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    });
+    anyhow::ensure!(
+        !node_name.is_empty(),
+        "--node-name is empty and the hostname is unknown"
+    );
+    std::fs::create_dir_all(&args.root_dir)
+        .with_context(|| format!("creating {}", args.root_dir.display()))?;
+    let client = daemon::client_from(args.common.kubeconfig.as_deref())
+        .await
+        .context("building the apiserver client")?;
+    let runtime_root = args
+        .runtime_root
+        .clone()
+        .unwrap_or_else(|| args.root_dir.join("runtime"));
+    let cgroup_root = args
+        .cgroup_root
+        .clone()
+        .unwrap_or_else(|| format!("minicluster-{node_name}"));
+    let runtime_bin = args
+        .runtime_path
+        .clone()
+        .unwrap_or_else(default_runtime_path);
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(Minirun::new(&runtime_bin, &runtime_root, &cgroup_root));
+    if let Some(dir) = &args.image_dir {
+        let mut tars: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading --image-dir {}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .collect();
+        tars.sort();
+        if !tars.is_empty() {
+            runtime
+                .load(&tars)
+                .await
+                .with_context(|| format!("loading images from {}", dir.display()))?;
+            tracing::info!(count = tars.len(), dir = %dir.display(), "loaded images");
+        }
+    }
+    let machine = kubelet::node::machine(
+        &node_name,
+        args.node_ip,
+        args.port,
+        &args.root_dir,
+        args.max_pods,
+    );
+    let informers = Informers::start(&client);
+    let (net_tx, net_rx) = tokio::sync::watch::channel::<Option<Arc<dyn PodNetworkPlugin>>>(None);
+    let cfg = KubeletConfig {
+        node_name: node_name.clone(),
+        node_ip: args.node_ip,
+        root_dir: args.root_dir.clone(),
+        cluster_dns: args
+            .cluster_dns
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
+        cluster_domain: args.cluster_domain.clone(),
+        runtime_root,
+        sync_period: args.sync_frequency,
+        pause_image: args.pause_image.clone(),
+        allocatable: machine.capacity.clone(),
+    };
+    let shared = Arc::new(Shared {
+        cfg,
+        client: client.clone(),
+        runtime: runtime.clone(),
+        network: net_rx,
+        probes: Arc::new(ProbeStates::default()),
+        services: informers.services.clone(),
+        config_maps: informers.config_maps.clone(),
+        secrets: informers.secrets.clone(),
+        mounter: Arc::new(SystemMounter),
+        recorder: daemon::events::Recorder::new(client.clone(), "kubelet").with_host(&node_name),
+    });
+    let table = manager::PodTable::default();
+    let api_addr = SocketAddr::new(
+        args.address.unwrap_or(std::net::IpAddr::V4(args.node_ip)),
+        args.port,
+    );
+    let (addr, _api) = kubelet::server::serve(
+        api_addr,
+        kubelet::server::ApiState {
+            pods: table.clone(),
+            runtime: runtime.clone(),
+        },
+    )
+    .await
+    .with_context(|| format!("serving the kubelet API on {api_addr}"))?;
+    tracing::info!(%addr, "kubelet API listening");
+    let (haddr, _h) = daemon::serve::serve(SocketAddr::new(
+        std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
+        args.healthz_port,
+    ))
+    .await
+    .context("serving /healthz and /metrics")?;
+    tracing::info!(addr = %haddr, "serving /healthz and /metrics");
+    let (bridge, cluster_cidr, node_ip) = (args.bridge.clone(), args.cluster_cidr, args.node_ip);
+    let state_dir = args.root_dir.join("network");
+    let factory: NetworkFactory = Box::new(move |pod_cidr| {
+        let cfg = network::NetworkConfig {
+            bridge: bridge.clone(),
+            pod_cidr,
+            cluster_cidr,
+            node_ip,
+            state_dir: state_dir.clone(),
+        };
+        Box::pin(async move {
+            let net = Arc::new(BridgeNetwork::start(cfg).await.map_err(|e| e.to_string())?);
+            let plugin: Arc<dyn PodNetworkPlugin> = net.clone();
+            let routes: Arc<dyn RouteSync> = net;
+            Ok((plugin, routes))
+        })
+    });
+    let node_loop = manager::run_node(
+        client.clone(),
+        machine,
+        informers.nodes.clone(),
+        net_tx,
+        factory,
+        args.root_dir.clone(),
+    );
+    tokio::select! {
+        _ = node_loop => anyhow::bail!("node loop ended"),
+        _ = manager::run_pods(shared, table) => anyhow::bail!("pod watch ended"),
+        _ = daemon::shutdown_signal() => {
+            // Containers keep running: a restarted kubelet adopts them.
+            tracing::info!("terminating; pods keep running");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The kubelet API on port 10250: /healthz, /pods, container logs (follow, tailLines,
+//! sinceSeconds, timestamps, previous, limitBytes) and exec over WebSocket with Kubernetes'
+//! channel protocols (v5.channel.k8s.io, v4.channel.k8s.io). The apiserver's pods/log and
+//! pods/exec proxy here.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use runtime::runtime::ContainerState;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::cri::ContainerRuntime;
+use crate::manager::PodTable;
+use crate::worker::{LABEL_CONTAINER_KIND, LABEL_CONTAINER_NAME, LABEL_POD_UID};
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The pods this kubelet runs.
+    pub pods: PodTable,
+    /// The runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+}
+
+fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16(),
+    });
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Parses a query string into name → values.
+pub fn parse_query(q: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        m.entry(percent_decode(k))
+            .or_default()
+            .push(percent_decode(v));
+    }
+    m
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+fn flag(q: &HashMap<String, Vec<String>>, k: &str) -> bool {
+    q.get(k)
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == "1" || v == "true" || v.is_empty())
+}
+
+fn int(q: &HashMap<String, Vec<String>>, k: &str) -> Option<i64> {
+    q.get(k)
+        .and_then(|v| v.first())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The router of the kubelet API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/pods", get(pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
+        .route("/exec/{namespace}/{pod}/{container}", get(exec).post(exec))
+        .with_state(state)
+}
+
+/// Serves the kubelet API on `addr` in the background.
+pub async fn serve(
+    addr: SocketAddr,
+    state: ApiState,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = router(state);
+    let h = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "kubelet API stopped");
+        }
+    });
+    Ok((local, h))
+}
+
+async fn pods(State(st): State<ApiState>) -> Response {
+    let items: Vec<Pod> = st.pods.lock().await.values().cloned().collect();
+    let list =
+        serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        list.to_string(),
+    )
+        .into_response()
+}
+
+async fn find_pod(st: &ApiState, ns: &str, name: &str) -> Option<Pod> {
+    st.pods
+        .lock()
+        .await
+        .values()
+        .find(|p| {
+            p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(name)
+        })
+        .cloned()
+}
+
+/// The container's instances, newest first.
+async fn instances(st: &ApiState, uid: &str, container: &str) -> Vec<ContainerState> {
+    let mut v: Vec<ContainerState> = st
+        .runtime
+        .list_containers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            c.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid)
+                && c.labels.get(LABEL_CONTAINER_NAME).map(String::as_str) == Some(container)
+        })
+        .collect();
+    v.sort_by_key(|c| {
+        std::cmp::Reverse(
+            c.annotations
+                .get(crate::worker::ANNOTATION_RESTART_COUNT)
+                .and_then(|s| s.parse::<i32>().ok())
+                .unwrap_or(0),
+        )
+    });
+    v
+}
+
+/// One CRI log record: (timestamp, partial, content).
+pub fn parse_cri_line(line: &str) -> Option<(&str, bool, &str)> {
+    let mut it = line.splitn(4, ' ');
+    let ts = it.next()?;
+    let _stream = it.next()?;
+    let tag = it.next()?;
+    let content = it.next().unwrap_or("");
+    Some((ts, tag == "P", content))
+}
+
+/// Renders CRI log text as the user sees it, applying sinceTime, timestamps and tailLines.
+pub fn render_logs(
+    text: &str,
+    since: Option<jiff::Timestamp>,
+    timestamps: bool,
+    tail: Option<i64>,
+) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut partial = String::new();
+    for raw in text.lines() {
+        let Some((ts, is_partial, content)) = parse_cri_line(raw) else {
+            continue;
+        };
+        if let Some(s) = since {
+            if ts.parse::<jiff::Timestamp>().is_ok_and(|t| t < s) {
+                continue;
+            }
+        }
+        if partial.is_empty() && timestamps {
+            partial.push_str(ts);
+            partial.push(' ');
+        }
+        partial.push_str(content);
+        if !is_partial {
+            partial.push('\n');
+            lines.push(std::mem::take(&mut partial));
+        }
+    }
+    if !partial.is_empty() {
+        lines.push(partial);
+    }
+    let start = match tail {
+        Some(n) if n >= 0 => lines.len().saturating_sub(n as usize),
+        _ => 0,
+    };
+    lines[start..].concat()
+}
+
+async fn container_logs(
+    State(st): State<ApiState>,
+    Path((ns, name, container)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    let Some(pod) = find_pod(&st, &ns, &name).await else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {ns}/{name} is not running on this node"),
+        );
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let inst = instances(&st, &uid, &container).await;
+    let previous = flag(&q, "previous");
+    let target = if previous { inst.get(1) } else { inst.first() };
+    let Some(target) = target.cloned() else {
+        let msg = if previous {
+            format!("previous terminated container \"{container}\" in pod \"{name}\" not found")
+        } else {
+            format!("container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating")
+        };
+        return status_error(StatusCode::BAD_REQUEST, "BadRequest", msg);
+    };
+    let since = int(&q, "sinceSeconds")
+        .map(|s| jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s))
+        .or_else(|| {
+            q.get("sinceTime")
+                .and_then(|v| v.first())
+                .and_then(|v| v.parse().ok())
+        });
+    let timestamps = flag(&q, "timestamps");
+    let tail = int(&q, "tailLines");
+    let limit = int(&q, "limitBytes").filter(|l| *l > 0).map(|l| l as usize);
+    let follow = flag(&q, "follow") && !previous;
+    let path = target.log_path.clone();
+    let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    let mut first = render_logs(&text, since, timestamps, tail);
+    if let Some(l) = limit {
+        first.truncate(l);
+    }
+    if !follow {
+        return ([(header::CONTENT_TYPE, "text/plain")], first).into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let offset = text.len() as u64;
+    let id = target.id.clone();
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(first))).await.is_err() {
+            return;
+        }
+        follow_file(st, path, offset, id, timestamps, tx).await;
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn follow_file(
+    st: ApiState,
+    path: PathBuf,
+    mut offset: u64,
+    id: String,
+    timestamps: bool,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut pending = String::new();
+    let mut last_check = tokio::time::Instant::now();
+    let mut running = true;
+    loop {
+        let mut chunk = Vec::new();
+        if let Ok(mut f) = tokio::fs::File::open(&path).await {
+            let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                offset = 0; // rotated
+            }
+            if f.seek(std::io::SeekFrom::Start(offset)).await.is_ok() {
+                let _ = f.read_to_end(&mut chunk).await;
+            }
+        }
+        if !chunk.is_empty() {
+            offset += chunk.len() as u64;
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(cut) = pending.rfind('\n') {
+                let complete: String = pending.drain(..=cut).collect();
+                let out = render_logs(&complete, None, timestamps, None);
+                if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                    return;
+                }
+            }
+        } else if !running {
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+        if last_check.elapsed() >= Duration::from_millis(500) {
+            last_check = tokio::time::Instant::now();
+            running = st
+                .runtime
+                .list_containers()
+                .await
+                .map(|l| l.iter().any(|c| c.id == id && c.status == "running"))
+                .unwrap_or(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Status an exec ends with on the error channel.
+pub fn exec_status(code: i32, cmd: &[String]) -> serde_json::Value {
+    if code == 0 {
+        serde_json::json!({"metadata": {}, "status": "Success"})
+    } else {
+        serde_json::json!({
+            "metadata": {},
+            "status": "Failure",
+            "message": format!(
+                "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+                cmd.join(" ")
+            ),
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+        })
+    }
+}
+
+async fn exec(
+    State(st): State<ApiState>,
+    Path((ns, name, container)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    let cmd: Vec<String> = q.get("command").cloned().unwrap_or_default();
+    if cmd.is_empty() {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "you must specify at least 1 command".into(),
+        );
+    }
+    let Ok(ws) = ws else {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "exec needs a WebSocket upgrade with the v5.channel.k8s.io or v4.channel.k8s.io protocol".into(),
+        );
+    };
+    let Some(pod) = find_pod(&st, &ns, &name).await else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {ns}/{name} is not running on this node"),
+        );
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let inst = instances(&st, &uid, &container).await;
+    let Some(target) = inst
+        .first()
+        .filter(|c| c.status == "running" && c.labels.contains_key(LABEL_CONTAINER_KIND))
+        .cloned()
+    else {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("container {container} is not valid for pod {name}"),
+        );
+    };
+    let tty = flag(&q, "tty");
+    let stdin = flag(&q, "stdin");
+    let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    ws.on_upgrade(move |socket| run_exec(socket, st, target.id, cmd, tty, stdin))
+}
+
+async fn run_exec(
+    socket: WebSocket,
+    st: ApiState,
+    id: String,
+    cmd: Vec<String>,
+    tty: bool,
+    stdin: bool,
+) {
+    let mut command = st.runtime.exec_command(&id, &cmd, tty);
+    command
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (mut sink, mut stream) = socket.split();
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let st =
+                serde_json::json!({"metadata": {}, "status": "Failure", "message": e.to_string()});
+            let mut m = vec![3u8];
+            m.extend(st.to_string().into_bytes());
+            let _ = sink.send(Message::Binary(m.into())).await;
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(32);
+    for (chan, pipe) in [
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            2u8,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
+        if let Some(mut p) = pipe {
+            let tx = out_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match p.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send((chan, buf[..n].to_vec())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+    drop(out_tx);
+    let mut child_stdin = child.stdin.take();
+    let input = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            let data = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some((&chan, rest)) = data.split_first() else {
+                continue;
+            };
+            match chan {
+                0 => {
+                    if let Some(p) = child_stdin.as_mut() {
+                        if p.write_all(rest).await.is_err() {
+                            child_stdin = None;
+                        }
+                    }
+                }
+                // v5: close signal for a stream; stdin is the only one a client closes.
+                255 if rest.first() == Some(&0) => child_stdin = None,
+                _ => {}
+            }
+        }
+        // The client went away: stop feeding stdin.
+        child_stdin = None;
+        let _ = child_stdin;
+        std::future::pending::<()>().await;
+    };
+    let output = async {
+        while let Some((chan, data)) = out_rx.recv().await {
+            let mut m = Vec::with_capacity(data.len() + 1);
+            m.push(chan);
+            m.extend(data);
+            if sink.send(Message::Binary(m.into())).await.is_err() {
+                break;
+            }
+        }
+        let code = match child.wait().await {
+            Ok(s) => s.code().unwrap_or(137),
+            Err(_) => 1,
+        };
+        let mut m = vec![3u8];
+        m.extend(exec_status(code, &cmd).to_string().into_bytes());
+        let _ = sink.send(Message::Binary(m.into())).await;
+        let _ = sink.close().await;
+    };
+    tokio::select! {
+        _ = input => {}
+        _ = output => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_logs_render_with_tail_since_and_timestamps() {
+        let text = "2026-11-23T10:00:00.000000001Z stdout F one\n\
+2026-11-23T10:00:01.000000000Z stderr P tw\n\
+2026-11-23T10:00:01.000000001Z stderr F o\n\
+2026-11-23T10:00:02.000000000Z stdout F three\n";
+        assert_eq!(render_logs(text, None, false, None), "one\ntwo\nthree\n");
+        assert_eq!(render_logs(text, None, false, Some(1)), "three\n");
+        assert_eq!(render_logs(text, None, false, Some(0)), "");
+        let since: jiff::Timestamp = "2026-11-23T10:00:01Z".parse().unwrap();
+        assert_eq!(render_logs(text, Some(since), false, None), "two\nthree\n");
+        assert_eq!(
+            render_logs(text, None, true, Some(1)),
+            "2026-11-23T10:00:02.000000000Z three\n"
+        );
+    }
+
+    #[test]
+    fn queries_decode_repeated_commands() {
+        let q = parse_query(Some(
+            "command=sh&command=-c&command=echo%20hi+there&tty=true",
+        ));
+        assert_eq!(q["command"], vec!["sh", "-c", "echo hi there"]);
+        assert!(flag(&q, "tty"));
+        assert!(!flag(&q, "stdin"));
+    }
+
+    #[test]
+    fn exec_status_carries_the_exit_code() {
+        let s = exec_status(3, &["sh".into(), "-c".into(), "exit 3".into()]);
+        assert_eq!(s["reason"], "NonZeroExitCode");
+        assert_eq!(s["details"]["causes"][0]["message"], "3");
+        assert_eq!(exec_status(0, &[])["status"], "Success");
+    }
+}
