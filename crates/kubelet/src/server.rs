@@ -503,7 +503,13 @@ async fn run_exec(
         let mut m = vec![3u8];
         m.extend(exec_status(code, &cmd).to_string().into_bytes());
         let _ = sink.send(Message::Binary(m.into())).await;
-        let _ = sink.close().await;
+        // A normal closure (1000): clients treat a close without a status as an error.
+        let _ = sink
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::NORMAL,
+                reason: "".into(),
+            })))
+            .await;
     };
     tokio::select! {
         _ = input => {}

@@ -641,7 +641,8 @@ impl Worker {
         annotations.insert(ANNOTATION_RESTART_COUNT.to_string(), restart.to_string());
         annotations.insert(ANNOTATION_HASH.to_string(), spec_hash(c));
         Ok(ContainerConfig {
-            name: c.name.clone(),
+            // The runtime wants names unique in a sandbox: one per attempt, as CRI names do.
+            name: format!("{}-{restart}", c.name),
             id: None,
             image: c.image.clone().unwrap_or_default(),
             command: expand_all(&c.command),

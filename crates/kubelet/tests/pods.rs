@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{phase, ready, Cluster};
+use common::{container, phase, ready, Cluster};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -90,6 +90,547 @@ spec:
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.clone());
     assert_eq!(ready_cond.as_deref(), Some("True"));
+    let left = c.shutdown();
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+fn apply(c: &Cluster, name: &str, manifest: &str) -> bool {
+    let path = c.tmp.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, manifest).unwrap();
+    let Some(o) = c.kubectl(&["apply", "-f", path.to_str().unwrap()]) else {
+        return false;
+    };
+    assert!(o.status.success(), "kubectl apply {name}: {}", err(&o));
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_restart_policies_logs_and_exec() {
+    if !common::prerequisites("probes_restart_policies_logs_and_exec") {
+        return;
+    }
+    let c = Cluster::start(&format!("kp{}", std::process::id() % 10000), 1).await;
+    let manifests = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: liveness}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "touch /tmp/ok; echo started; sleep 2; rm /tmp/ok; sleep 1000"]
+    livenessProbe:
+      exec: {command: ["test", "-f", "/tmp/ok"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: readiness}
+spec:
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec: {command: ["test", "-f", "/tmp/ready"]}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done-ok}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo line1; echo line2; echo line3; exit 0"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done-fail}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo failing >&2; exit 1"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: http-probe}
+spec:
+  containers:
+  - name: web
+    image: demo-web:v1
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 2
+"#;
+    if !apply(&c, "lifecycle", manifests) {
+        return;
+    }
+    // restartPolicy Never: exit 0 → Succeeded (Completed), exit 1 → Failed (Error).
+    c.wait_pod("default", "done-ok", T, "Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    let failed = c
+        .wait_pod("default", "done-fail", T, "Failed", |p| {
+            phase(p) == "Failed"
+        })
+        .await;
+    let t = container(&failed, "app")
+        .and_then(|s| s.state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .cloned()
+        .expect("terminated state");
+    assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
+    let o = c.kubectl(&["get", "pods", "--no-headers"]).unwrap();
+    let table = text(&o);
+    let row = |name: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("done-ok")[1..3], ["0/1", "Completed"], "{table}");
+    assert_eq!(row("done-fail")[1..3], ["0/1", "Error"], "{table}");
+    // Logs of a finished pod, through the apiserver and the kubelet.
+    let o = c.kubectl(&["logs", "done-ok"]).unwrap();
+    assert_eq!(text(&o), "line1\nline2\nline3\n", "{}", err(&o));
+    let o = c.kubectl(&["logs", "done-ok", "--tail", "1"]).unwrap();
+    assert_eq!(text(&o), "line3\n");
+    let o = c.kubectl(&["logs", "done-fail"]).unwrap();
+    assert_eq!(text(&o), "failing\n");
+
+    // Liveness: restarts, restartCount grows, back-off shows as CrashLoopBackOff.
+    let p = c
+        .wait_pod(
+            "default",
+            "liveness",
+            T,
+            "CrashLoopBackOff after restarts",
+            |p| {
+                container(p, "app").is_some_and(|s| {
+                    s.restart_count >= 2
+                        && s.state
+                            .as_ref()
+                            .and_then(|st| st.waiting.as_ref())
+                            .and_then(|w| w.reason.as_deref())
+                            == Some("CrashLoopBackOff")
+                })
+            },
+        )
+        .await;
+    let last = container(&p, "app")
+        .and_then(|s| s.last_state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .cloned();
+    assert!(last.is_some(), "lastState.terminated is set");
+    let o = c
+        .kubectl(&["get", "pod", "liveness", "--no-headers"])
+        .unwrap();
+    assert!(text(&o).contains("CrashLoopBackOff"), "{}", text(&o));
+    // --previous shows the killed instance's output.
+    let o = c.kubectl(&["logs", "liveness", "--previous"]).unwrap();
+    assert_eq!(text(&o), "started\n", "{}", err(&o));
+
+    // Readiness flips both ways, driven through kubectl exec.
+    let p = c
+        .wait_pod("default", "readiness", T, "Running, not ready", |p| {
+            phase(p) == "Running" && !ready(p)
+        })
+        .await;
+    assert!(!ready(&p));
+    let o = c
+        .kubectl(&["exec", "readiness", "--", "touch", "/tmp/ready"])
+        .unwrap();
+    assert!(o.status.success(), "exec: {}", err(&o));
+    c.wait_pod("default", "readiness", T, "Ready", ready).await;
+    let o = c
+        .kubectl(&["exec", "readiness", "--", "rm", "/tmp/ready"])
+        .unwrap();
+    assert!(o.status.success(), "exec: {}", err(&o));
+    c.wait_pod("default", "readiness", T, "not Ready again", |p| !ready(p))
+        .await;
+    // Exit codes and stdin through exec.
+    let o = c
+        .kubectl(&[
+            "exec",
+            "readiness",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ])
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!(text(&o), "out\n");
+    assert!(err(&o).contains("err"), "{}", err(&o));
+    let o = c
+        .kubectl_stdin(&["exec", "-i", "readiness", "--", "cat"], "piped through\n")
+        .unwrap();
+    assert_eq!(text(&o), "piped through\n", "{}", err(&o));
+    // httpGet readiness with a named port, tcpSocket liveness.
+    c.wait_pod("default", "http-probe", T, "Ready via httpGet", ready)
+        .await;
+    // logs -f of a running container streams until interrupted; of a finished one it ends.
+    let o = c.kubectl(&["logs", "-f", "done-ok"]).unwrap();
+    assert_eq!(text(&o), "line1\nline2\nline3\n");
+    let left = c.shutdown();
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmaps_secrets_empty_dirs_deletion_and_kubelet_restart() {
+    if !common::prerequisites("configmaps_secrets_empty_dirs_deletion_and_kubelet_restart") {
+        return;
+    }
+    let mut c = Cluster::start(&format!("kv{}", std::process::id() % 10000), 1).await;
+    let hostdir = c.tmp.path().join("host-share");
+    std::fs::create_dir_all(&hostdir).unwrap();
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{color: blue, size: large}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: hunter2}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: volumes}}
+spec:
+  containers:
+  - name: writer
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    env:
+    - name: COLOR
+      valueFrom: {{configMapKeyRef: {{name: settings, key: color}}}}
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
+    - name: MY_POD
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    - name: GREETING
+      value: "hi $(MY_POD)"
+    envFrom:
+    - configMapRef: {{name: settings}}
+      prefix: CFG_
+    command: ["sh", "-c", "echo shared-by-writer > /shared/note; sleep 100000"]
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/cfg}}
+    - {{name: secret, mountPath: /etc/secret}}
+    - {{name: shared, mountPath: /shared}}
+  - name: reader
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "sleep 100000"]
+    volumeMounts:
+    - {{name: shared, mountPath: /data}}
+  volumes:
+  - name: cfg
+    configMap: {{name: settings}}
+  - name: secret
+    secret: {{secretName: creds, defaultMode: 0400}}
+  - name: shared
+    emptyDir: {{}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'echo got-TERM > /host/term; sleep 3; exit 0' TERM; while true; do sleep 0.2; done"]
+    volumeMounts:
+    - {{name: host, mountPath: /host}}
+  volumes:
+  - name: host
+    hostPath: {{path: {host}, type: Directory}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: survivor}}
+spec:
+  containers:
+  - {{name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "sleep 100000"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: doomed}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "sleep 100000"]}}
+"#,
+        host = hostdir.display()
+    );
+    if !apply(&c, "volumes", &manifests) {
+        return;
+    }
+    for name in ["volumes", "graceful", "survivor", "doomed"] {
+        c.wait_pod("default", name, T, "Running and Ready", |p| {
+            phase(p) == "Running" && ready(p)
+        })
+        .await;
+    }
+    let exec = |pod: &str, container: &str, script: &str| {
+        let o = c
+            .kubectl(&["exec", pod, "-c", container, "--", "sh", "-c", script])
+            .unwrap();
+        assert!(o.status.success(), "exec {script}: {}", err(&o));
+        text(&o)
+    };
+    // Environment from ConfigMap, Secret, fieldRef, $(VAR) and envFrom.
+    let env = exec("volumes", "writer", "env");
+    for want in [
+        "COLOR=blue",
+        "PASSWORD=hunter2",
+        "MY_POD=volumes",
+        "GREETING=hi volumes",
+        "CFG_size=large",
+        "KUBERNETES_SERVICE_HOST=10.96.0.1",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
+    // Volumes: files, modes, emptyDir shared between the two containers.
+    assert_eq!(exec("volumes", "writer", "cat /etc/cfg/color"), "blue");
+    assert_eq!(
+        exec("volumes", "writer", "cat /etc/secret/password"),
+        "hunter2"
+    );
+    assert_eq!(
+        exec("volumes", "writer", "stat -L -c %a /etc/secret/password").trim(),
+        "400"
+    );
+    assert_eq!(
+        exec("volumes", "reader", "cat /data/note"),
+        "shared-by-writer\n"
+    );
+    // Editing the ConfigMap and the Secret updates the files in the running container.
+    let o = c
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "settings",
+            "-p",
+            r#"{"data":{"color":"green"}}"#,
+        ])
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let o = c
+        .kubectl(&[
+            "patch",
+            "secret",
+            "creds",
+            "-p",
+            r#"{"stringData":{"password":"swordfish"}}"#,
+        ])
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    c.wait_for(T, "the configmap file to change", || async {
+        c.kubectl(&[
+            "exec",
+            "volumes",
+            "-c",
+            "writer",
+            "--",
+            "cat",
+            "/etc/cfg/color",
+        ])
+        .is_some_and(|o| text(&o) == "green")
+    })
+    .await;
+    c.wait_for(T, "the secret file to change", || async {
+        c.kubectl(&[
+            "exec",
+            "volumes",
+            "-c",
+            "writer",
+            "--",
+            "cat",
+            "/etc/secret/password",
+        ])
+        .is_some_and(|o| text(&o) == "swordfish")
+    })
+    .await;
+
+    // Kubelet SIGKILL and restart: containers keep their ids, nothing restarts; a pod deleted
+    // meanwhile is cleaned up after the restart.
+    let before = c.pods("default").get("survivor").await.unwrap();
+    let id_before = container(&before, "app").unwrap().container_id.clone();
+    let pids_before = String::from_utf8_lossy(&c.minirun(0, &["ps", "-q"]).stdout).to_string();
+    c.kill_kubelet(0);
+    c.pods("default")
+        .delete("doomed", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let images = common::images().to_path_buf();
+    c.start_kubelet(0, &images);
+    c.wait_for(T, "the doomed pod to be gone", || async {
+        c.pods("default")
+            .get_opt("doomed")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+    let after = c.pods("default").get("survivor").await.unwrap();
+    let cs = container(&after, "app").unwrap();
+    assert_eq!(
+        cs.container_id, id_before,
+        "survivor's container was not replaced"
+    );
+    assert_eq!(cs.restart_count, 0);
+    assert!(ready(&after));
+    let doomed_sandboxes: Vec<_> = c
+        .sandboxes(0)
+        .into_iter()
+        .filter(|s| s["name"] == "doomed")
+        .collect();
+    assert!(doomed_sandboxes.is_empty(), "{doomed_sandboxes:?}");
+    let pids_after = String::from_utf8_lossy(&c.minirun(0, &["ps", "-q"]).stdout).to_string();
+    for id in pids_before.lines().filter(|l| !l.is_empty()) {
+        // Every container still running before the restart (but doomed's) still runs.
+        let st = c.minirun(0, &["state", id]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        if v["status"] == "running" || pids_after.contains(id) {
+            continue;
+        }
+        let name = v["labels"]["io.kubernetes.pod.name"].as_str().unwrap_or("");
+        assert!(
+            name.is_empty() || name == "doomed",
+            "{id} of {name} stopped: {v}"
+        );
+    }
+
+    // Graceful deletion: SIGTERM, the trap's 3 s run, then the object disappears.
+    let started = std::time::Instant::now();
+    c.pods("default")
+        .delete("graceful", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        c.pods("default")
+            .get_opt("graceful")
+            .await
+            .unwrap()
+            .is_some(),
+        "the pod stays while its container handles SIGTERM"
+    );
+    c.wait_for(T, "the graceful pod to be gone", || async {
+        c.pods("default")
+            .get_opt("graceful")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("term")).unwrap_or_default(),
+        "got-TERM\n"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let left = c.shutdown();
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_pod_to_pod_and_node_status() {
+    if !common::prerequisites("two_nodes_pod_to_pod_and_node_status") {
+        return;
+    }
+    let c = Cluster::start(&format!("kn{}", std::process::id() % 10000), 2).await;
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: server}}
+spec:
+  nodeName: {n1}
+  containers:
+  - name: web
+    image: demo-web:v1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeName: {n0}
+  containers:
+  - {{name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "sleep 100000"]}}
+"#,
+        n0 = c.nodes[0].name,
+        n1 = c.nodes[1].name
+    );
+    if !apply(&c, "two-nodes", &manifests) {
+        return;
+    }
+    let server = c
+        .wait_pod("default", "server", T, "Running", |p| {
+            phase(p) == "Running" && ready(p)
+        })
+        .await;
+    c.wait_pod("default", "client", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let server_ip = server.status.unwrap().pod_ip.unwrap();
+    let o = c
+        .kubectl(&[
+            "exec",
+            "client",
+            "--",
+            // (busybox-static's wget crashes with -T on Debian; the exec is bounded anyway)
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{server_ip}:8080/"),
+        ])
+        .unwrap();
+    assert!(o.status.success(), "cross-node request: {}", err(&o));
+    assert!(
+        text(&o).contains("server") && text(&o).contains(&server_ip),
+        "demo-web answers with its name and IP: {}",
+        text(&o)
+    );
+    // Both nodes Ready with current leases.
+    let o = c.kubectl(&["get", "nodes", "--no-headers"]).unwrap();
+    let out = text(&o);
+    for n in &c.nodes {
+        let row = out.lines().find(|l| l.starts_with(&n.name)).unwrap_or("");
+        assert_eq!(row.split_whitespace().nth(1), Some("Ready"), "{out}");
+    }
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(c.client.clone(), "kube-node-lease");
+    for n in &c.nodes {
+        let l = leases.get(&n.name).await.unwrap();
+        let renewed = l.spec.unwrap().renew_time.unwrap().0;
+        let age = jiff::Timestamp::now().duration_since(renewed);
+        assert!(
+            age.as_secs() < 30,
+            "lease of {} renewed {age:?} ago",
+            n.name
+        );
+    }
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

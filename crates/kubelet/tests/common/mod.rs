@@ -54,26 +54,26 @@ pub fn bins() -> &'static Path {
         let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target = dir.parent().expect("target root").to_path_buf();
-        let st = Command::new(cargo)
-            .current_dir(&ws)
-            .env("CARGO_TARGET_DIR", &target)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "apiserver",
-                "-p",
-                "controllers",
-                "-p",
-                "scheduler",
-                "-p",
-                "runtime",
-                "-p",
-                "kubelet",
-                "--bins",
-            ])
-            .status()
-            .expect("run cargo build");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&ws).env("CARGO_TARGET_DIR", &target).args([
+            "build",
+            "-q",
+            "-p",
+            "apiserver",
+            "-p",
+            "controllers",
+            "-p",
+            "scheduler",
+            "-p",
+            "runtime",
+            "-p",
+            "kubelet",
+            "--bins",
+        ]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build");
         assert!(st.success(), "building the component binaries failed");
         dir
     })
