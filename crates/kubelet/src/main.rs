@@ -155,7 +155,10 @@ async fn main() -> anyhow::Result<()> {
         sync_period: args.sync_frequency,
         pause_image: args.pause_image.clone(),
         allocatable: machine.capacity.clone(),
+        cgroup_root: cgroup_root.clone(),
     };
+    kubelet::resources::enforce_allocatable(&cgroup_root, &machine.capacity)
+        .context("creating the kubepods cgroup tree")?;
     let shared = Arc::new(Shared {
         cfg,
         client: client.clone(),

@@ -62,6 +62,8 @@ pub struct KubeletConfig {
     pub pause_image: String,
     /// Allocatable resources of the node (for resourceFieldRef defaults).
     pub allocatable: BTreeMap<String, String>,
+    /// The node's cgroup subtree; pods go under `<it>/kubepods[/burstable|/besteffort]`.
+    pub cgroup_root: String,
 }
 
 /// What every worker shares.
@@ -303,7 +305,11 @@ impl Worker {
             dns,
             extra_hosts: Vec::new(),
             pause_image: Some(self.shared.cfg.pause_image.clone()),
-            resources: Default::default(),
+            cgroup_parent: Some(crate::resources::qos_cgroup(
+                &self.shared.cfg.cgroup_root,
+                crate::resources::qos_class(pod),
+            )),
+            resources: crate::resources::pod_resources(pod),
             labels,
             annotations: BTreeMap::new(),
         }

@@ -80,6 +80,19 @@ spec:
     let o = c.kubectl(&["get", "pod", "seed", "--no-headers"]).unwrap();
     let cols: Vec<String> = text(&o).split_whitespace().map(str::to_string).collect();
     assert_eq!(cols[..4], ["seed", "2/2", "Running", "0"], "{}", text(&o));
+    // The pod's cgroups sit in the node's kubepods tree by QoS class (BestEffort here).
+    let id = common::container(&p, "web")
+        .and_then(|s| s.container_id.clone())
+        .unwrap_or_default()
+        .trim_start_matches("minirun://")
+        .to_string();
+    let inspect = c.minirun(0, &["inspect", &id]);
+    let want = format!("{}/kubepods/besteffort/", c.nodes[0].cgroup_root);
+    assert!(
+        String::from_utf8_lossy(&inspect.stdout).contains(&want),
+        "container cgroup under {want}: {}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
     let node = c.client.clone();
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(node);
     let n = nodes.get(&c.nodes[0].name).await.unwrap();
@@ -631,6 +644,146 @@ spec:
             n.name
         );
     }
+    let left = c.shutdown();
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_hooks_identity_files_claims_and_pull_errors() {
+    if !common::prerequisites("init_containers_hooks_identity_files_claims_and_pull_errors") {
+        return;
+    }
+    let c = Cluster::start(&format!("ki{}", std::process::id() % 10000), 1).await;
+    let manifests = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0
+  labels: {app: web, tier: front}
+spec:
+  hostname: web-0
+  subdomain: web
+  initContainers:
+  - {name: first, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo first >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo second >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo main >> /work/order; sleep 100000"]
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "echo post-start > /work/hook"]}
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: data, mountPath: /data}
+  volumes:
+  - {name: work, emptyDir: {medium: Memory, sizeLimit: 8Mi}}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-image}
+spec:
+  containers:
+  - {name: app, image: "nosuchimage:v9", command: ["true"]}
+"#;
+    if !apply(&c, "init", manifests) {
+        return;
+    }
+    let p = c
+        .wait_pod("default", "web-0", T, "Running", |p| {
+            phase(p) == "Running" && ready(p)
+        })
+        .await;
+    let ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    let exec = |script: &str| {
+        let o = c
+            .kubectl(&["exec", "web-0", "-c", "app", "--", "sh", "-c", script])
+            .unwrap();
+        assert!(o.status.success(), "exec {script}: {}", err(&o));
+        text(&o)
+    };
+    // Init containers ran in order, before the app; postStart ran.
+    assert_eq!(exec("cat /work/order"), "first\nsecond\nmain\n");
+    assert_eq!(exec("cat /work/hook"), "post-start\n");
+    assert!(
+        exec("grep /work /proc/mounts").contains("tmpfs"),
+        "emptyDir medium Memory"
+    );
+    let o = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "web-0",
+            "-o",
+            "jsonpath={.status.initContainerStatuses[*].state.terminated.reason}",
+        ])
+        .unwrap();
+    assert_eq!(text(&o), "Completed Completed");
+    // Downward API files.
+    assert_eq!(exec("cat /etc/podinfo/name"), "web-0");
+    assert_eq!(
+        exec("cat /etc/podinfo/labels"),
+        "app=\"web\"\ntier=\"front\""
+    );
+    // Identity files: hostname, hosts with the FQDN, resolv.conf for ClusterFirst.
+    assert_eq!(exec("hostname"), "web-0\n");
+    let hosts = exec("cat /etc/hosts");
+    assert!(
+        hosts.contains(&format!("{ip}\tweb-0.web.default.svc.cluster.local\tweb-0")),
+        "{hosts}"
+    );
+    let resolv = exec("cat /etc/resolv.conf");
+    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    // The claim was provisioned on this node and bound; data written there is on the node.
+    exec("echo kept > /data/file");
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(c.client.clone(), "default");
+    let pvc = pvcs.get("data").await.unwrap();
+    assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
+    let pv_name = pvc.spec.unwrap().volume_name.unwrap();
+    let pvs: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> =
+        kube::Api::all(c.client.clone());
+    let pv = pvs.get(&pv_name).await.unwrap();
+    let dir = pv.spec.unwrap().host_path.unwrap().path;
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/file")).unwrap(),
+        "kept\n"
+    );
+    // An image that is not on the node and names no registry: ErrImagePull, then back-off.
+    c.wait_pod(
+        "default",
+        "missing-image",
+        T,
+        "ErrImagePull or ImagePullBackOff",
+        |p| {
+            container(p, "app")
+                .and_then(|s| s.state.as_ref())
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+        },
+    )
+    .await;
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

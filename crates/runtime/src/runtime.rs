@@ -396,7 +396,13 @@ impl Runtime {
             s
         };
         w("resolv.conf", resolv)?;
-        let pod_cg = format!("{}/{id}", self.cgroup_root);
+        let parent = cfg
+            .cgroup_parent
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty() && !p.split('/').any(|c| c == ".." || c == "."))
+            .unwrap_or(&self.cgroup_root);
+        let pod_cg = format!("{parent}/{id}");
         let cg = self.cgroup(&pod_cg);
         cg.create()?;
         cg.apply(&cfg.resources)?;
@@ -432,6 +438,13 @@ impl Runtime {
         self.create_container_with(id, &pause, ns, Some(&hostname), true)?;
         self.start(id)?;
         self.sandbox_state(id)
+    }
+
+    /// The pod cgroup of sandbox `sid` (its record's, or the default place).
+    fn pod_cgroup(&self, sid: &str) -> String {
+        self.sandbox(sid)
+            .map(|r| r.cgroup)
+            .unwrap_or_else(|_| format!("{}/{sid}", self.cgroup_root))
     }
 
     /// A sandbox's record.
@@ -518,7 +531,10 @@ impl Runtime {
         if self.find_container_dir(sid).is_ok() {
             self.remove(sid)?;
         }
-        let pod_cg = format!("{}/{sid}", self.cgroup_root);
+        let pod_cg = self
+            .sandbox(sid)
+            .map(|r| r.cgroup)
+            .unwrap_or_else(|_| format!("{}/{sid}", self.cgroup_root));
         let cg = self.cgroup(&pod_cg);
         cg.kill_all(&self.sys, Duration::from_secs(5))?;
         cg.remove()?;
@@ -586,7 +602,7 @@ impl Runtime {
         let res = self.create_in(sid, &id, &dir, cfg, ns, hostname, pause);
         if res.is_err() {
             let _ = self
-                .cgroup(&format!("{}/{sid}/{id}", self.cgroup_root))
+                .cgroup(&format!("{}/{id}", self.pod_cgroup(sid)))
                 .remove();
             let _ = fs::remove_dir_all(&dir);
         }
@@ -649,7 +665,7 @@ impl Runtime {
                 (pod.join("resolv.conf"), "/etc/resolv.conf"),
             ]
         };
-        let cg_rel = format!("{}/{sid}/{id}", self.cgroup_root);
+        let cg_rel = format!("{}/{id}", self.pod_cgroup(sid));
         let spec = spec::build_spec(&spec::SpecInput {
             process: &proc_,
             user: (uid, gid),

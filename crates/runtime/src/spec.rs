@@ -96,6 +96,10 @@ pub struct SandboxConfig {
     pub extra_hosts: Vec<String>,
     /// Pause image (default `pause:latest`).
     pub pause_image: Option<String>,
+    /// cgroup (relative to every hierarchy's root) the pod's cgroup is made under, as CRI's
+    /// cgroup_parent (the kubelet's QoS tree); default: the runtime's `--cgroup-root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
     /// Pod-level limits on the pod cgroup.
     pub resources: Resources,
     /// Labels.
