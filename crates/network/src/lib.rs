@@ -30,6 +30,7 @@
 //! ```
 
 pub mod ipam;
+pub mod lab;
 pub mod ops;
 pub mod plan;
 
