@@ -180,6 +180,12 @@ enum Command {
     ClusterInfo,
     /// Output shell completion code for bash, zsh or fish.
     Completion { shell: clap_complete::Shell },
+    /// Start, stop and inspect a local cluster (up, down, status).
+    #[command(disable_help_flag = true)]
+    Cluster {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Create a Deployment with app=NAME labels.
     Deploy {
         name: String,
@@ -631,13 +637,50 @@ async fn run(cli: Cli) -> Result<bool, Error> {
             false
         }
         Command::Completion { .. } => false,
+        Command::Cluster { .. } => unreachable!("handled in main before connecting"),
     };
     Ok(failed)
+}
+
+/// `minictl cluster ...`, the local-cluster launcher (crates/localcluster). Parsed on its own
+/// because `cluster up` has its own `--kubeconfig` (where to write the new context); a global
+/// `--kubeconfig` before `cluster` means the same.
+#[derive(Parser, Debug)]
+#[command(
+    name = "minictl cluster",
+    about = "Start, stop and inspect a local cluster of network-namespace nodes"
+)]
+struct ClusterCli {
+    #[command(subcommand)]
+    command: localcluster::ClusterCommand,
+}
+
+async fn run_cluster(global_kubeconfig: Option<std::path::PathBuf>, args: &[String]) -> i32 {
+    let argv = std::iter::once("minictl cluster".to_string()).chain(args.iter().cloned());
+    let mut cli = match ClusterCli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let localcluster::ClusterCommand::Up { kubeconfig, .. } = &mut cli.command {
+        if kubeconfig.is_none() {
+            *kubeconfig = global_kubeconfig;
+        }
+    }
+    match localcluster::run(cli.command).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();
+    if let Command::Cluster { args } = &cli.command {
+        std::process::exit(run_cluster(cli.kubeconfig.clone(), args).await);
+    }
     match run(cli).await {
         Ok(false) => {}
         Ok(true) => std::process::exit(1),
