@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# build-images.sh: builds the node images (pause:latest, busybox:latest, demo-web:v1, demo-web:v2)
+# build-images.sh: builds the node images (pause:latest, busybox:latest, demo-web:v1, demo-web:v2,
+# mini-dns:latest)
 # as reproducible OCI image-layout tarballs `<name>_<tag>.tar` (same inputs → same digests).
 #
 # Usage: scripts/build-images.sh [--out DIR] [--no-build]
 #   --out DIR    output directory (default: target/images)
-#   --no-build   reuse already built static binaries (PAUSE_BIN / DEMO_WEB_BIN or the default path)
-# Inputs: this repo's crates/pause and crates/demo-web (built static with crt-static), and Debian's
-# busybox-static (/bin/busybox; installed with apt-get if missing). Recipes live in images/.
+#   --no-build   reuse already built static binaries (PAUSE_BIN / DEMO_WEB_BIN / MINI_DNS_BIN or the
+#                default path)
+# Inputs: this repo's crates/pause, crates/demo-web and crates/dns (built static with crt-static),
+# and Debian's busybox-static (/bin/busybox; installed with apt-get if missing). Recipes live in images/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,10 +30,11 @@ TARGET=x86_64-unknown-linux-gnu
 TDIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=false \
-    CARGO_PROFILE_RELEASE_STRIP=true cargo build --release --target "$TARGET" -p pause -p demo-web)
+    CARGO_PROFILE_RELEASE_STRIP=true cargo build --release --target "$TARGET" -p pause -p demo-web -p dns)
 fi
 PAUSE_BIN="${PAUSE_BIN:-$TDIR/$TARGET/release/pause}"
 DEMO_WEB_BIN="${DEMO_WEB_BIN:-$TDIR/$TARGET/release/demo-web}"
+MINI_DNS_BIN="${MINI_DNS_BIN:-$TDIR/$TARGET/release/mini-dns}"
 
 BUSYBOX=/bin/busybox
 if [ ! -x "$BUSYBOX" ] || ldd "$BUSYBOX" >/dev/null 2>&1; then
@@ -113,3 +116,9 @@ for v in v1 v2; do
   base_etc "$R"
   build_image demo-web "$v" "$R" "$(sed "s/@VERSION@/$v/" "$ROOT/images/demo-web.config.json")"
 done
+
+# mini-dns:latest: the cluster DNS add-on (deploy/dns.yaml)
+R="$WORK/rootfs-mini-dns"; mkdir -p "$R"
+install -m 0755 "$MINI_DNS_BIN" "$R/mini-dns"
+base_etc "$R"
+build_image mini-dns latest "$R" "$(cat "$ROOT/images/mini-dns.config.json")"

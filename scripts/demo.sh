@@ -1,48 +1,74 @@
 #!/usr/bin/env bash
-# The demo, from a fresh machine: installs prerequisites, builds, starts the control plane
-# (mini-apiserver on the embedded store, mini-controller-manager, mini-scheduler) and drives it
-# with upstream kubectl. Until the node agents land (kubelet, proxy, DNS) there are no nodes:
-# the Deployment gets its ReplicaSet and Pods, and the scheduler reports why they stay Pending.
+# The demo, from a fresh machine (as root): installs prerequisites, builds every component and
+# the node images, starts a local 2-node cluster on the embedded store (`minictl cluster up`),
+# deploys demo-web, exposes it as a NodePort Service, and shows it answering through the
+# Service's DNS name from a pod and through the NodePort on every node. The cluster keeps
+# running afterwards; `minictl cluster down --name demo` removes it.
+#
+# Environment: CARGO_TARGET_DIR (default /var/tmp/minicluster-target), MINICLUSTER_DEMO_NAME
+# (default demo), MINICLUSTER_DEMO_NODES (default 2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/minicluster-target}"
-cargo build --release -p apiserver -p controllers -p scheduler --quiet
+name="${MINICLUSTER_DEMO_NAME:-demo}"
+nodes="${MINICLUSTER_DEMO_NODES:-2}"
 
-state="${MINICLUSTER_DEMO_DIR:-/tmp/minicluster-demo}"
-rm -rf "$state" && mkdir -p "$state"
-port="${MINICLUSTER_DEMO_PORT:-6443}"
-"$CARGO_TARGET_DIR/release/mini-apiserver" --listen "127.0.0.1:$port" \
-    --store "embedded:$state/state.db" --write-kubeconfig "$state/kubeconfig" \
-    2> "$state/apiserver.log" &
-pids=($!)
-trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
-export KUBECONFIG="$state/kubeconfig"
-kubectl=.tools/kubectl
-for _ in $(seq 1 100); do
-    "$kubectl" get --raw /readyz >/dev/null 2>&1 && break
-    sleep 0.1
-done
-"$CARGO_TARGET_DIR/release/mini-controller-manager" --kubeconfig "$KUBECONFIG" --secure-port 0 \
-    2> "$state/controller-manager.log" &
-pids+=($!)
-"$CARGO_TARGET_DIR/release/mini-scheduler" --kubeconfig "$KUBECONFIG" --secure-port 0 \
-    2> "$state/scheduler.log" &
-pids+=($!)
+echo "building the components (release) ..."
+cargo build --release --quiet -p apiserver -p controllers -p scheduler -p runtime -p kubelet \
+    -p proxy -p dns -p minictl -p localcluster
+bin="$CARGO_TARGET_DIR/release"
+images="$CARGO_TARGET_DIR/images"
+echo "building the node images ..."
+scripts/build-images.sh --out "$images" >/dev/null
+
+minictl="$bin/minictl"
+kubeconfig="$CARGO_TARGET_DIR/demo-$name.kubeconfig"
+"$minictl" cluster down --name "$name" >/dev/null 2>&1 || true
+rm -f "$kubeconfig"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-step "$kubectl" version
-step "$kubectl" get namespaces
-step "$kubectl" apply -f examples/demo-web.yaml
-sleep 3
-step "$kubectl" get deployments,replicasets,pods,services,endpoints -o wide
-step "$kubectl" scale deployment demo-web --replicas=5
-step "$kubectl" set image deployment/demo-web web=demo-web:v2
-sleep 2
-step "$kubectl" rollout history deployment/demo-web
-step "$kubectl" describe deployment demo-web
-step "$kubectl" get events --field-selector reason=FailedScheduling
-step "$kubectl" explain deployment.spec.strategy
-echo
-echo "The control plane served at http://127.0.0.1:$port (kubeconfig: $KUBECONFIG; logs in $state); it stops when this script exits."
+step "$minictl" cluster up --name "$name" --nodes "$nodes" --images "$images" --kubeconfig "$kubeconfig"
+export KUBECONFIG="$kubeconfig"
+step "$minictl" get nodes -o wide
+step "$minictl" deploy web --image demo-web:v1 --replicas 3 --port 8080
+step "$minictl" expose deployment web --port 80 --target-port 8080 --type NodePort
+step "$minictl" rollout status deployment/web
+step "$minictl" get deploy,rs,pods,svc -o wide
+
+# A client pod to reach the Service by name, as any workload would.
+"$minictl" apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - {name: client, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sleep", "100000"]}
+EOF
+for _ in $(seq 1 120); do
+    [ "$("$minictl" get pod client -o jsonpath='{.status.phase}' 2>/dev/null)" = Running ] && break
+    sleep 0.5
+done
+printf '\n\033[1m# through the Service by DNS name, from a pod\033[0m\n'
+for _ in 1 2 3 4 5 6; do
+    "$minictl" exec client -- wget -q -O - http://web.default.svc.cluster.local/
+done
+
+nodeport="$("$minictl" get svc web -o jsonpath='{.spec.ports[0].nodePort}')"
+printf '\n\033[1m# through the NodePort %s on every node (from the lab network)\033[0m\n' "$nodeport"
+for i in $(seq 0 $((nodes - 1))); do
+    ip="192.168.77.$((10 + i))"
+    printf '%s:%s -> ' "$ip" "$nodeport"
+    nsenter --net="/run/netns/mc-$name-br" busybox wget -q -O - "http://$ip:$nodeport/"
+done
+
+step "$minictl" cluster status --name "$name"
+cat <<EOF
+
+The cluster "$name" keeps running:
+  export KUBECONFIG=$kubeconfig
+  $minictl get pods -o wide          (or upstream kubectl: .tools/kubectl)
+  $minictl rollout restart deployment/web
+  $minictl cluster down --name $name
+EOF

@@ -5,7 +5,7 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler runc crun docker-registry)
+packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler runc crun docker-registry conntrack)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
