@@ -296,69 +296,73 @@ fn downward_payload(
     Ok(())
 }
 
+/// The keys of ConfigMap or Secret `object` (kind `kind`) into `out`: all of them, or `items`;
+/// a missing object is an error unless `optional`.
+#[allow(clippy::too_many_arguments)]
+fn object_payload(
+    volume: &str,
+    kind: &'static str,
+    object: &str,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    items: Option<&Vec<KeyToPath>>,
+    mode: u32,
+    optional: bool,
+    out: &mut Payload,
+) -> Result<()> {
+    match data {
+        Some(d) => keyed_payload(volume, object, d, items, mode, optional, out),
+        None if optional => Ok(()),
+        None => Err(VolumeError::NotFound {
+            volume: volume.into(),
+            kind,
+            name: object.to_string(),
+        }),
+    }
+}
+
 /// The files of a configMap/secret/downwardAPI/projected volume (None for other kinds).
 pub fn payload(pod: &Pod, v: &Volume, src: &VolumeSources) -> Result<Option<Payload>> {
     let name = v.name.as_str();
+    let cm_data = |n: &str| src.config_maps.get(n).map(config_map_data);
+    let secret = |n: &str| src.secrets.get(n).map(secret_data);
     let mut out = Payload::new();
     if let Some(c) = &v.config_map {
         let mode = c.default_mode.unwrap_or(0o644) as u32;
         let optional = c.optional == Some(true);
-        match src.config_maps.get(&c.name) {
-            Some(cm) => keyed_payload(
-                name,
-                &c.name,
-                config_map_data(cm),
-                c.items.as_ref(),
-                mode,
-                optional,
-                &mut out,
-            )?,
-            None if optional => {}
-            None => {
-                return Err(VolumeError::NotFound {
-                    volume: name.into(),
-                    kind: "configmap",
-                    name: c.name.clone(),
-                })
-            }
-        }
+        let data = cm_data(&c.name);
+        object_payload(
+            name,
+            "configmap",
+            &c.name,
+            data,
+            c.items.as_ref(),
+            mode,
+            optional,
+            &mut out,
+        )?;
         return Ok(Some(out));
     }
     if let Some(s) = &v.secret {
         let sname = s.secret_name.clone().unwrap_or_default();
         let mode = s.default_mode.unwrap_or(0o644) as u32;
         let optional = s.optional == Some(true);
-        match src.secrets.get(&sname) {
-            Some(sec) => keyed_payload(
-                name,
-                &sname,
-                secret_data(sec),
-                s.items.as_ref(),
-                mode,
-                optional,
-                &mut out,
-            )?,
-            None if optional => {}
-            None => {
-                return Err(VolumeError::NotFound {
-                    volume: name.into(),
-                    kind: "secret",
-                    name: sname,
-                })
-            }
-        }
+        let data = secret(&sname);
+        object_payload(
+            name,
+            "secret",
+            &sname,
+            data,
+            s.items.as_ref(),
+            mode,
+            optional,
+            &mut out,
+        )?;
         return Ok(Some(out));
     }
     if let Some(d) = &v.downward_api {
         let mode = d.default_mode.unwrap_or(0o644) as u32;
-        downward_payload(
-            name,
-            pod,
-            d.items.as_deref().unwrap_or_default(),
-            mode,
-            src,
-            &mut out,
-        )?;
+        let items = d.items.as_deref().unwrap_or_default();
+        downward_payload(name, pod, items, mode, src, &mut out)?;
         return Ok(Some(out));
     }
     if let Some(p) = &v.projected {
@@ -366,57 +370,35 @@ pub fn payload(pod: &Pod, v: &Volume, src: &VolumeSources) -> Result<Option<Payl
         for s in p.sources.iter().flatten() {
             if let Some(c) = &s.config_map {
                 let optional = c.optional == Some(true);
-                match src.config_maps.get(&c.name) {
-                    Some(cm) => keyed_payload(
-                        name,
-                        &c.name,
-                        config_map_data(cm),
-                        c.items.as_ref(),
-                        mode,
-                        optional,
-                        &mut out,
-                    )?,
-                    None if optional => {}
-                    None => {
-                        return Err(VolumeError::NotFound {
-                            volume: name.into(),
-                            kind: "configmap",
-                            name: c.name.clone(),
-                        })
-                    }
-                }
+                let data = cm_data(&c.name);
+                object_payload(
+                    name,
+                    "configmap",
+                    &c.name,
+                    data,
+                    c.items.as_ref(),
+                    mode,
+                    optional,
+                    &mut out,
+                )?;
             }
             if let Some(c) = &s.secret {
                 let optional = c.optional == Some(true);
-                match src.secrets.get(&c.name) {
-                    Some(sec) => keyed_payload(
-                        name,
-                        &c.name,
-                        secret_data(sec),
-                        c.items.as_ref(),
-                        mode,
-                        optional,
-                        &mut out,
-                    )?,
-                    None if optional => {}
-                    None => {
-                        return Err(VolumeError::NotFound {
-                            volume: name.into(),
-                            kind: "secret",
-                            name: c.name.clone(),
-                        })
-                    }
-                }
-            }
-            if let Some(d) = &s.downward_api {
-                downward_payload(
+                let data = secret(&c.name);
+                object_payload(
                     name,
-                    pod,
-                    d.items.as_deref().unwrap_or_default(),
+                    "secret",
+                    &c.name,
+                    data,
+                    c.items.as_ref(),
                     mode,
-                    src,
+                    optional,
                     &mut out,
                 )?;
+            }
+            if let Some(d) = &s.downward_api {
+                let items = d.items.as_deref().unwrap_or_default();
+                downward_payload(name, pod, items, mode, src, &mut out)?;
             }
         }
         return Ok(Some(out));
