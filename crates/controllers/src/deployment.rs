@@ -534,10 +534,10 @@ impl DeploymentController {
             }
             let rs = slot.clone();
             let (sr, av) = (spec_replicas(&rs), available_of(&rs));
-            if sr == 0 || sr == av {
+            let n = unhealthy_to_clean(sr, av, max_scaled_down - cleaned);
+            if n == 0 {
                 continue;
             }
-            let n = (max_scaled_down - cleaned).min(sr - av);
             let newrs = self.scale_rs(d, &rs, sr - n).await?;
             cleaned += n;
             all = replace_in(&all, newrs.clone());
@@ -865,6 +865,13 @@ pub fn available_of(rs: &ReplicaSet) -> i32 {
     } else {
         av
     }
+}
+
+/// How many unavailable replicas of an old set upstream's cleanupUnhealthyReplicas removes, within
+/// `budget`. A set whose status still counts pods it has just been told to delete reports more
+/// available than spec; that is never a reason to scale it (upwards).
+pub fn unhealthy_to_clean(spec: i32, available: i32, budget: i32) -> i32 {
+    (spec - available).min(budget).max(0)
 }
 
 /// The revision annotation as a number (0 when absent).
@@ -1297,6 +1304,15 @@ mod tests {
         let plan = proportional_scale(&d, &[a, b]);
         let total: i32 = plan.iter().map(|p| p.1).sum();
         assert_eq!(total, 23);
+    }
+
+    #[test]
+    fn unhealthy_cleanup_never_scales_up() {
+        assert_eq!(unhealthy_to_clean(5, 2, 10), 3);
+        assert_eq!(unhealthy_to_clean(5, 2, 1), 1);
+        assert_eq!(unhealthy_to_clean(4, 4, 3), 0);
+        // status lags a scale-down: 5 available, spec already 4
+        assert_eq!(unhealthy_to_clean(4, 5, 3), 0);
     }
 
     #[test]

@@ -274,6 +274,48 @@ fn watch_pods(
     (h, violations, armed)
 }
 
+/// Watches the ReplicaSets labelled app=<app> and records every moment their spec.replicas sum
+/// past `max` once armed.
+fn watch_replica_sum(
+    client: Client,
+    app: &str,
+    max: i32,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<Mutex<Vec<String>>>,
+    Arc<AtomicBool>,
+) {
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let armed = Arc::new(AtomicBool::new(false));
+    let (v, a) = (violations.clone(), armed.clone());
+    let api: Api<ReplicaSet> = Api::namespaced(client, "default");
+    let cfg = watcher::Config::default().labels(&format!("app={app}"));
+    let h = tokio::spawn(async move {
+        let mut sets: HashMap<String, i32> = HashMap::new();
+        let stream = watcher::watcher(api, cfg);
+        futures::pin_mut!(stream);
+        while let Some(Ok(ev)) = stream.next().await {
+            match ev {
+                watcher::Event::Apply(rs) | watcher::Event::InitApply(rs) => {
+                    let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                    sets.insert(rs.name_any(), replicas);
+                }
+                watcher::Event::Delete(rs) => {
+                    sets.remove(&rs.name_any());
+                }
+                _ => continue,
+            }
+            let total: i32 = sets.values().sum();
+            if a.load(Ordering::SeqCst) && total > max {
+                v.lock()
+                    .unwrap()
+                    .push(format!("{total} replicas > {max}: {sets:?}"));
+            }
+        }
+    });
+    (h, violations, armed)
+}
+
 async fn wait_deploy_complete(api: &Api<Deployment>, name: &str, replicas: i32) -> Deployment {
     wait_for("deployment complete", T, || {
         let api = api.clone();
@@ -345,18 +387,18 @@ async fn deployment_rolling_update_stays_within_surge_and_unavailable() {
             .iter()
             .any(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(n.as_str())));
     }
-    // roll out v2 while a watch checks the bounds at every event: surge 3 (up), unavailable 2 (down)
-    let (h, violations, armed) = watch_pods(client.clone(), "web", |active, ready| {
-        if active > 13 {
-            return Some(format!("{active} pods > 13"));
-        }
-        if ready < 8 {
-            return Some(format!("{ready} ready < 8"));
-        }
-        None
+    // Roll out v2 while watches check the bounds at every event, as upstream's e2e
+    // checkRollingUpdateStatus does: the ReplicaSets' replicas never sum past 10 + surge 3, and
+    // ready pods never drop below 10 - unavailable 2. (The number of live pods may pass 13 for a
+    // moment, as on Kubernetes: an old ReplicaSet's scale-down is asynchronous, so the new one can
+    // create its pods before the old pods are deleted.)
+    let (h, violations, armed) = watch_pods(client.clone(), "web", |_active, ready| {
+        (ready < 8).then(|| format!("{ready} ready < 8"))
     });
+    let (rs_watch, rs_violations, rs_armed) = watch_replica_sum(client.clone(), "web", 13);
     tokio::time::sleep(Duration::from_millis(500)).await;
     armed.store(true, Ordering::SeqCst);
+    rs_armed.store(true, Ordering::SeqCst);
     api.patch(
         "web",
         &PatchParams::default(),
@@ -366,8 +408,11 @@ async fn deployment_rolling_update_stays_within_surge_and_unavailable() {
     .unwrap();
     let d = wait_deploy_complete(&api, "web", 10).await;
     h.abort();
+    rs_watch.abort();
     let v = violations.lock().unwrap().clone();
     assert!(v.is_empty(), "bounds violated: {v:?}");
+    let v = rs_violations.lock().unwrap().clone();
+    assert!(v.is_empty(), "surge violated: {v:?}");
     assert_eq!(d.annotations()["deployment.kubernetes.io/revision"], "2");
     let st = d.status.unwrap();
     assert_eq!(st.unavailable_replicas, Some(0));
