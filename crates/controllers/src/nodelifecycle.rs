@@ -379,7 +379,17 @@ impl NodeLifecycleController {
             })
             .cloned()
             .collect();
+        // Upstream's two passes: the NoSchedule taint (TaintNodesByCondition) keeps the scheduler
+        // away, the NoExecute taint (with timeAdded) drives evictions.
         if let Some(key) = want {
+            if !new.iter().any(|t| t.key == key && t.effect == "NoSchedule") {
+                new.push(Taint {
+                    key: key.into(),
+                    effect: "NoSchedule".into(),
+                    time_added: None,
+                    value: None,
+                });
+            }
             if !new.iter().any(|t| t.key == key && t.effect == "NoExecute") {
                 new.push(Taint {
                     key: key.into(),

@@ -6,6 +6,8 @@
 //! - Port: `--port N`, else env `PORT`, else 8080. Version: env `VERSION`, else the build-time
 //!   `DEMO_WEB_VERSION`, else `v1`.
 //! - Exits 0 on SIGTERM/SIGINT (it is PID 1 in its container, so it must handle them itself).
+//!   With env `SHUTDOWN_DELAY=<seconds>` it first reports not ready and keeps serving that long,
+//!   the usual drain that lets Endpoints and kube-proxy stop sending it traffic before it goes.
 //!
 //! Only std and nix (for signals), so it links statically.
 
@@ -53,6 +55,16 @@ fn port() -> u16 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8080)
+}
+
+/// How long to keep serving after SIGTERM (env SHUTDOWN_DELAY in seconds, fractions allowed).
+fn shutdown_delay() -> Duration {
+    std::env::var("SHUTDOWN_DELAY")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or_default()
 }
 
 /// Returns (status, body) for a request line's method and path.
@@ -144,9 +156,21 @@ fn main() {
         eprintln!("demo-web: cannot block signals: {e}");
         std::process::exit(1);
     }
+    let probes = Arc::new(Probes {
+        healthy: AtomicBool::new(true),
+        ready: AtomicBool::new(true),
+    });
+    let drain = shutdown_delay();
+    let on_signal = Arc::clone(&probes);
     std::thread::spawn(move || {
         if let Ok(sig) = set.wait() {
-            eprintln!("demo-web: got {sig}, exiting");
+            if drain.is_zero() {
+                eprintln!("demo-web: got {sig}, exiting");
+            } else {
+                eprintln!("demo-web: got {sig}, not ready, exiting in {drain:?}");
+                on_signal.ready.store(false, Ordering::SeqCst);
+                std::thread::sleep(drain);
+            }
         }
         std::process::exit(0);
     });
@@ -160,10 +184,6 @@ fn main() {
         }
     };
     println!("demo-web {} listening on :{port}", version());
-    let probes = Arc::new(Probes {
-        healthy: AtomicBool::new(true),
-        ready: AtomicBool::new(true),
-    });
     for stream in listener.incoming().flatten() {
         let probes = Arc::clone(&probes);
         std::thread::spawn(move || {

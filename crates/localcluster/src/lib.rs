@@ -59,6 +59,14 @@ pub enum ClusterCommand {
         /// Do not deploy the DNS add-on nor wait for DNS.
         #[arg(long)]
         skip_dns: bool,
+        /// The controller-manager's --node-monitor-grace-period: how long a node may stay silent
+        /// before it is marked NotReady (Ready=Unknown) and tainted unreachable.
+        #[arg(long, default_value = "40s", value_parser = daemon::duration_arg)]
+        node_monitor_grace_period: std::time::Duration,
+        /// The controller-manager's --pod-eviction-timeout: how long pods without their own
+        /// toleration stay on a NotReady node before they are evicted.
+        #[arg(long, default_value = "5m", value_parser = daemon::duration_arg)]
+        pod_eviction_timeout: std::time::Duration,
     },
     /// Stop every process of a cluster and remove everything it made.
     Down {
@@ -86,6 +94,8 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             bin_dir,
             wait_timeout,
             skip_dns,
+            node_monitor_grace_period,
+            pod_eviction_timeout,
         } => {
             let options = up::UpOptions {
                 name,
@@ -96,6 +106,8 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
                 bin_dir,
                 wait_timeout: std::time::Duration::from_secs(wait_timeout),
                 skip_dns,
+                node_monitor_grace_period,
+                pod_eviction_timeout,
             };
             let summary = up::up(&options).await?;
             print!("{summary}");

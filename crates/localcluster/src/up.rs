@@ -39,6 +39,10 @@ pub struct UpOptions {
     pub bin_dir: Option<PathBuf>,
     pub wait_timeout: Duration,
     pub skip_dns: bool,
+    /// Passed to the controller-manager.
+    pub node_monitor_grace_period: Duration,
+    /// Passed to the controller-manager.
+    pub pod_eviction_timeout: Duration,
 }
 
 /// Errors that stop `cluster up` before anything is made.
@@ -217,7 +221,11 @@ impl Launch {
                 "0",
             ]);
             if component == "controller-manager" {
-                cmd.args(["--cluster-cidr", CLUSTER_CIDR]);
+                cmd.args(["--cluster-cidr", CLUSTER_CIDR])
+                    .arg("--node-monitor-grace-period")
+                    .arg(format!("{}ms", options.node_monitor_grace_period.as_millis()))
+                    .arg("--pod-eviction-timeout")
+                    .arg(format!("{}ms", options.pod_eviction_timeout.as_millis()));
             }
             self.spawn(component, program, cmd, None)?;
         }

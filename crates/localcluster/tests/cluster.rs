@@ -13,74 +13,25 @@ use std::sync::{Mutex, OnceLock};
 /// Clusters are started one at a time (they would race for port 6443).
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn target_dir() -> PathBuf {
-    // tests run from <target>/debug/deps/<test>-<hash>
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
-fn cargo_build(packages: &[&str]) -> bool {
-    let workspace = testkit::repo_root();
-    let target = target_dir().parent().expect("target root").to_path_buf();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&workspace)
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "-q"]);
-    for package in packages {
-        cmd.args(["-p", package]);
-    }
-    cmd.arg("--bins")
-        .status()
-        .expect("run cargo build")
-        .success()
-}
-
 /// The component binaries (built once per test run) and whether the real mini-proxy exists.
 fn bins() -> &'static (PathBuf, bool) {
     static BINS: OnceLock<(PathBuf, bool)> = OnceLock::new();
     BINS.get_or_init(|| {
-        assert!(
-            cargo_build(&[
-                "apiserver",
-                "controllers",
-                "scheduler",
-                "runtime",
-                "kubelet"
-            ]),
-            "building the component binaries failed"
-        );
-        let proxy = cargo_build(&["proxy"]) && target_dir().join("mini-proxy").exists();
-        (target_dir(), proxy)
+        let dir = testkit::build::binaries(&[
+            "apiserver",
+            "controllers",
+            "scheduler",
+            "runtime",
+            "kubelet",
+        ])
+        .unwrap_or_else(|e| panic!("building the component binaries failed: {e}"));
+        let proxy = testkit::build::binaries(&["proxy"]).is_ok() && dir.join("mini-proxy").exists();
+        (dir, proxy)
     })
 }
 
-/// The image tarballs, built once by scripts/build-images.sh (MINIRUN_TEST_IMAGES overrides).
 fn images() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Ok(dir) = std::env::var("MINIRUN_TEST_IMAGES") {
-            return PathBuf::from(dir);
-        }
-        let out = target_dir()
-            .parent()
-            .expect("target root")
-            .join("test-images");
-        std::fs::create_dir_all(&out).expect("mkdir test-images");
-        let lock = std::fs::File::create(out.join(".lock")).expect("lock file");
-        let _guard =
-            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("flock");
-        let status = Command::new("bash")
-            .arg(testkit::repo_root().join("scripts/build-images.sh"))
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .expect("run scripts/build-images.sh");
-        assert!(status.success(), "scripts/build-images.sh failed");
-        out
-    })
+    testkit::build::test_images()
 }
 
 fn root_and_tools(test: &str) -> bool {

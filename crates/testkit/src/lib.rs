@@ -1,6 +1,7 @@
 //! Test support shared by the suites: a real etcd on loopback in a temp dir, free ports, and
 //! the rule for missing prerequisites (skip loudly on a developer machine, fail in CI).
 
+pub mod build;
 pub mod etcd;
 pub mod netns;
 
