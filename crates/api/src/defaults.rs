@@ -469,6 +469,11 @@ fn default_service(object: &mut Value) {
             }
         }
     });
+    // Upstream SetDefaults_Service: None drops the ClientIP config (so patching a service back
+    // to None works), ClientIP gets the 3-hour timeout.
+    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("None") {
+        spec.remove("sessionAffinityConfig");
+    }
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
         let cfg = child(spec, "sessionAffinityConfig");
         let client = child(cfg, "clientIP");
@@ -963,6 +968,13 @@ mod tests {
             s["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
             10800
         );
+        let none = run(
+            "services",
+            "",
+            "v1",
+            json!({"spec": {"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}, "ports": [{"port": 80}]}}),
+        );
+        assert!(none["spec"].get("sessionAffinityConfig").is_none(), "{none}");
         let e = run(
             "services",
             "",
