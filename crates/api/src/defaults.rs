@@ -974,7 +974,10 @@ mod tests {
             "v1",
             json!({"spec": {"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}, "ports": [{"port": 80}]}}),
         );
-        assert!(none["spec"].get("sessionAffinityConfig").is_none(), "{none}");
+        assert!(
+            none["spec"].get("sessionAffinityConfig").is_none(),
+            "{none}"
+        );
         let e = run(
             "services",
             "",

@@ -1,6 +1,6 @@
 //! Request bodies in Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`),
 //! which client-go's typed clients (and so `kubectl create namespace|configmap|secret|
-//! serviceaccount`) send. The `k8s\0` envelope is unwrapped and the object decoded into its
+//! serviceaccount|service`) send. The `k8s\0` envelope is unwrapped and the object decoded into its
 //! JSON form with a field table per type. Only the types listed in [`schema_for`] are
 //! supported; others are answered 415 so the client can send JSON.
 
@@ -10,17 +10,23 @@ use serde_json::{json, Map, Value};
 /// The four magic bytes before every protobuf-encoded Kubernetes object.
 const MAGIC: &[u8] = b"k8s\0";
 
-/// What a field holds and how it becomes JSON.
+/// What a field holds and how it becomes JSON. Go's JSON encoding drops the zero values of
+/// non-pointer `omitempty` fields, which protobuf always carries: empty strings, and the ints and
+/// bools marked as such; pointer fields keep theirs (`Bool`, `Int`).
 enum Field {
     Str,
     Bool,
+    BoolOmitFalse,
     Int,
+    IntOmitZero,
     Time,
     Msg(&'static [(u32, &'static str, Field)]),
     RepStr,
     RepMsg(&'static [(u32, &'static str, Field)]),
     MapStr,
     MapBytes,
+    /// intstr.IntOrString: {type 1 (0 int, 1 string), intVal 2, strVal 3}.
+    IntOrStr,
 }
 
 use Field::*;
@@ -86,6 +92,48 @@ const SERVICE_ACCOUNT: &[(u32, &str, Field)] = &[
     (4, "automountServiceAccountToken", Bool),
 ];
 
+const SERVICE_PORT: &[(u32, &str, Field)] = &[
+    (1, "name", Str),
+    (2, "protocol", Str),
+    (6, "appProtocol", Str),
+    (3, "port", Int),
+    (4, "targetPort", IntOrStr),
+    (5, "nodePort", IntOmitZero),
+];
+
+const SERVICE_SPEC: &[(u32, &str, Field)] = &[
+    (1, "ports", RepMsg(SERVICE_PORT)),
+    (2, "selector", MapStr),
+    (3, "clusterIP", Str),
+    (18, "clusterIPs", RepStr),
+    (4, "type", Str),
+    (5, "externalIPs", RepStr),
+    (7, "sessionAffinity", Str),
+    (8, "loadBalancerIP", Str),
+    (9, "loadBalancerSourceRanges", RepStr),
+    (10, "externalName", Str),
+    (11, "externalTrafficPolicy", Str),
+    (12, "healthCheckNodePort", IntOmitZero),
+    (13, "publishNotReadyAddresses", BoolOmitFalse),
+    (
+        14,
+        "sessionAffinityConfig",
+        Msg(&[(1, "clientIP", Msg(&[(1, "timeoutSeconds", Int)]))]),
+    ),
+    (19, "ipFamilies", RepStr),
+    (17, "ipFamilyPolicy", Str),
+    (20, "allocateLoadBalancerNodePorts", Bool),
+    (21, "loadBalancerClass", Str),
+    (22, "internalTrafficPolicy", Str),
+    (23, "trafficDistribution", Str),
+];
+
+/// A Service as clients send it: its status (load balancer ingress) is the server's to write.
+const SERVICE: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "spec", Msg(SERVICE_SPEC)),
+];
+
 /// The field table of a supported kind.
 fn schema_for(api_version: &str, kind: &str) -> Option<&'static [(u32, &'static str, Field)]> {
     match (api_version, kind) {
@@ -93,6 +141,7 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static [(u32, &'static 
         ("v1", "ConfigMap") => Some(CONFIG_MAP),
         ("v1", "Secret") => Some(SECRET),
         ("v1", "ServiceAccount") => Some(SERVICE_ACCOUNT),
+        ("v1", "Service") => Some(SERVICE),
         _ => None,
     }
 }
@@ -211,6 +260,20 @@ fn time(bytes: &[u8]) -> Result<Value, ProtobufError> {
     Ok(json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
 }
 
+fn int_or_string(bytes: &[u8]) -> Result<Value, ProtobufError> {
+    let mut r = Reader { buf: bytes };
+    let (mut is_string, mut int, mut string) = (false, 0i64, String::new());
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Varint(v)) => is_string = v == 1,
+            (2, Wire::Varint(v)) => int = i64::from(v as i32),
+            (3, Wire::Bytes(b)) => string = text(b)?,
+            _ => {}
+        }
+    }
+    Ok(if is_string { json!(string) } else { json!(int) })
+}
+
 fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, ProtobufError> {
     let mut r = Reader { buf: bytes };
     let mut out = Map::new();
@@ -221,7 +284,19 @@ fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, Protobu
         let name = name.to_string();
         match (field, wire) {
             (Str, Wire::Bytes(b)) => {
-                out.insert(name, json!(text(b)?));
+                if !b.is_empty() {
+                    out.insert(name, json!(text(b)?));
+                }
+            }
+            (BoolOmitFalse, Wire::Varint(v)) => {
+                if v != 0 {
+                    out.insert(name, json!(true));
+                }
+            }
+            (IntOmitZero, Wire::Varint(v)) => {
+                if v != 0 {
+                    out.insert(name, json!(v as i64));
+                }
             }
             (Bool, Wire::Varint(v)) => {
                 out.insert(name, json!(v != 0));
@@ -247,6 +322,9 @@ fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, Protobu
                 if let Some(a) = entry.as_array_mut() {
                     a.push(item);
                 }
+            }
+            (IntOrStr, Wire::Bytes(b)) => {
+                out.insert(name, int_or_string(b)?);
             }
             (MapStr, Wire::Bytes(b)) | (MapBytes, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b, matches!(field, MapBytes))?;
@@ -331,5 +409,52 @@ mod tests {
         let mut body = MAGIC.to_vec();
         body.extend(field(1, &type_meta));
         assert!(matches!(decode(&body), Err(ProtobufError::Unsupported(_))));
+    }
+
+    fn varint(num: u32, v: u8) -> Vec<u8> {
+        vec![(num << 3) as u8, v]
+    }
+
+    #[test]
+    fn decodes_a_service_with_int_and_named_target_ports() {
+        let int_port = [varint(1, 0), varint(2, 80)].concat();
+        let named_port = [varint(1, 1), field(3, b"http")].concat();
+        let p1 = [
+            field(1, b"a"),
+            field(2, b"TCP"),
+            varint(3, 80),
+            field(4, &int_port),
+        ]
+        .concat();
+        let p2 = [
+            field(1, b"b"),
+            varint(3, 81),
+            field(4, &named_port),
+            varint(5, 100),
+        ]
+        .concat();
+        let spec = [
+            field(1, &p1),
+            field(1, &p2),
+            field(2, &[field(1, b"app"), field(2, b"web")].concat()),
+            field(4, b"NodePort"),
+            field(7, b"ClientIP"),
+            field(14, &field(1, &varint(1, 60))),
+        ]
+        .concat();
+        let svc = [field(1, &field(1, b"web")), field(2, &spec)].concat();
+        let type_meta = [field(1, b"v1"), field(2, b"Service")].concat();
+        let mut body = MAGIC.to_vec();
+        body.extend(field(1, &type_meta));
+        body.extend(field(2, &svc));
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"ports": [
+                    {"name": "a", "protocol": "TCP", "port": 80, "targetPort": 80},
+                    {"name": "b", "port": 81, "targetPort": "http", "nodePort": 100}],
+                "selector": {"app": "web"}, "type": "NodePort", "sessionAffinity": "ClientIP",
+                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}})
+        );
     }
 }

@@ -465,6 +465,30 @@ fn kubectl_session(k: &Kubectl, dir: &Path) {
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(o.stderr.contains("unknown field \"spec\""), "{}", o.stderr);
 
+    // `kubectl create service` sends a protobuf body (client-go's typed client): the Service
+    // is stored exactly as the same service sent as JSON.
+    k.ok(&[
+        "create",
+        "service",
+        "nodeport",
+        "pb",
+        "--tcp=80:http",
+        "--node-port=30011",
+    ]);
+    let pb: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "service", "pb", "-o", "json"])).unwrap();
+    let spec = &pb["spec"];
+    assert_eq!(spec["type"], "NodePort", "{pb}");
+    assert_eq!(spec["ports"][0]["targetPort"], "http", "{pb}");
+    assert_eq!(spec["ports"][0]["nodePort"], 30011, "{pb}");
+    assert_eq!(spec["selector"]["app"], "pb", "{pb}");
+    assert_eq!(spec["externalTrafficPolicy"], "Cluster", "{pb}");
+    assert!(
+        spec.get("loadBalancerIP").is_none() && spec.get("externalName").is_none(),
+        "{pb}"
+    );
+    k.ok(&["delete", "service", "pb"]);
+
     // delete by name, -f and -l.
     assert_eq!(
         k.ok(&["delete", "configmap", "watched"]),

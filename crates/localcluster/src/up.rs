@@ -223,7 +223,10 @@ impl Launch {
             if component == "controller-manager" {
                 cmd.args(["--cluster-cidr", CLUSTER_CIDR])
                     .arg("--node-monitor-grace-period")
-                    .arg(format!("{}ms", options.node_monitor_grace_period.as_millis()))
+                    .arg(format!(
+                        "{}ms",
+                        options.node_monitor_grace_period.as_millis()
+                    ))
                     .arg("--pod-eviction-timeout")
                     .arg(format!("{}ms", options.pod_eviction_timeout.as_millis()));
             }

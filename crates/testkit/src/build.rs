@@ -31,9 +31,7 @@ pub fn binaries(packages: &[&str]) -> Result<PathBuf, String> {
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("run cargo build: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("run cargo build: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build -p {} failed", packages.join(" -p ")));
     }
