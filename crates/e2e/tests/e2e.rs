@@ -663,19 +663,38 @@ fn headless_statefulset_and_srv(cluster: &Cluster) {
         },
     );
     assert_eq!(all.len(), 2);
-    // stable names, also through the search path
+    // stable names, also through the search path (busybox's nslookup applies search domains
+    // only to names without a dot, so the short forms go through the libc resolver of wget)
     for (name, (_, ip)) in &db {
-        let run = cluster.sh("client-2", &format!("nslookup {name}.db"));
+        let run = cluster.sh(
+            "client-2",
+            &format!("nslookup {name}.db.default.svc.cluster.local"),
+        );
         assert_eq!(resolved(&run.stdout), BTreeSet::from([ip.clone()]), "{run}");
         let answer = cluster
             .sh("client-2", &format!("wget -q -O- http://{name}.db:8080/"))
             .ok("wget by stable name");
         assert!(answer.contains(&format!("hostname={name} ")), "{answer}");
     }
-    // kubernetes.default
-    let run = cluster.sh("client-0", "nslookup kubernetes.default");
+    // kubernetes.default: by nslookup (the FQDN, and the bare name through the search path;
+    // the bare name's other search candidates are NXDOMAIN, so nslookup exits 1 as it does on
+    // Kubernetes), and by the resolver of wget, which reaches the apiserver through it.
     let kubernetes = cluster_ip(cluster, "kubernetes");
+    let run = cluster.sh("client-0", "nslookup kubernetes.default.svc.cluster.local");
+    assert_eq!(
+        resolved(&run.stdout),
+        BTreeSet::from([kubernetes.clone()]),
+        "{run}"
+    );
+    let run = cluster.sh("client-0", "nslookup kubernetes");
     assert!(resolved(&run.stdout).contains(&kubernetes), "{run}");
+    let version = cluster
+        .sh(
+            "client-0",
+            "wget -q -O- http://kubernetes.default:443/version",
+        )
+        .ok("the apiserver by the name kubernetes.default");
+    assert!(version.contains("\"gitVersion\""), "{version}");
     // SRV for the named port lists each pod by name
     let run = cluster.sh(
         "client-0",

@@ -36,6 +36,10 @@ struct Args {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Resolver configuration that dnsPolicy Default pods (and ClusterFirst search domains)
+    /// start from; "" gives them an empty one (for nodes without a route out).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: String,
     /// Image tarballs (*.tar) loaded into the runtime at start.
     #[arg(long)]
     image_dir: Option<PathBuf>,
@@ -151,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .collect(),
         cluster_domain: args.cluster_domain.clone(),
+        resolv_conf: (!args.resolv_conf.is_empty()).then(|| PathBuf::from(&args.resolv_conf)),
         runtime_root,
         sync_period: args.sync_frequency,
         pause_image: args.pause_image.clone(),

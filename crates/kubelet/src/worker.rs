@@ -54,6 +54,8 @@ pub struct KubeletConfig {
     pub cluster_dns: Vec<String>,
     /// --cluster-domain.
     pub cluster_domain: String,
+    /// --resolv-conf: the basis of dnsPolicy Default pods' resolv.conf (None: an empty one).
+    pub resolv_conf: Option<PathBuf>,
     /// The runtime's state root (where it keeps each sandbox's /etc files).
     pub runtime_root: PathBuf,
     /// Period of the full resync of every pod (volumes refreshed, status rewritten).
@@ -278,7 +280,13 @@ impl Worker {
     fn sandbox_config(&self, pod: &Pod) -> SandboxConfig {
         let spec = pod.spec.clone().unwrap_or_default();
         let (host, _) = crate::podfiles::hostname_and_fqdn(pod, &self.shared.cfg.cluster_domain);
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_resolv = self
+            .shared
+            .cfg
+            .resolv_conf
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default();
         let dns = crate::podfiles::dns_config(
             pod,
             &self.shared.cfg.cluster_dns,
@@ -302,7 +310,7 @@ impl Worker {
             host_ipc: spec.host_ipc == Some(true),
             host_pid: spec.host_pid == Some(true),
             share_pid: spec.share_process_namespace == Some(true),
-            dns,
+            dns: Some(dns),
             extra_hosts: Vec::new(),
             pause_image: Some(self.shared.cfg.pause_image.clone()),
             cgroup_parent: Some(crate::resources::qos_cgroup(

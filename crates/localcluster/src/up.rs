@@ -251,6 +251,9 @@ impl Launch {
                 .arg(&self.images)
                 .arg("--runtime-path")
                 .arg(self.state.bin_dir.join("minirun"))
+                // The node has no route out: pods with dnsPolicy Default (the DNS add-on) get
+                // no upstream resolvers, so names outside the cluster are refused at once.
+                .arg("--resolv-conf=")
                 .args(["--healthz-port", "0", "--cluster-dns"])
                 .arg(addons::DNS_SERVICE_IP.to_string());
             self.spawn(

@@ -380,20 +380,21 @@ impl Runtime {
             hosts.push('\n');
         }
         w("hosts", hosts)?;
-        let resolv = if cfg.dns.servers.is_empty() && cfg.dns.searches.is_empty() {
-            fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-        } else {
-            let mut s = String::new();
-            if !cfg.dns.searches.is_empty() {
-                s += &format!("search {}\n", cfg.dns.searches.join(" "));
+        let resolv = match &cfg.dns {
+            None => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            Some(dns) => {
+                let mut s = String::new();
+                if !dns.searches.is_empty() {
+                    s += &format!("search {}\n", dns.searches.join(" "));
+                }
+                for n in &dns.servers {
+                    s += &format!("nameserver {n}\n");
+                }
+                if !dns.options.is_empty() {
+                    s += &format!("options {}\n", dns.options.join(" "));
+                }
+                s
             }
-            for n in &cfg.dns.servers {
-                s += &format!("nameserver {n}\n");
-            }
-            if !cfg.dns.options.is_empty() {
-                s += &format!("options {}\n", cfg.dns.options.join(" "));
-            }
-            s
         };
         w("resolv.conf", resolv)?;
         let parent = cfg

@@ -90,8 +90,9 @@ pub struct SandboxConfig {
     pub host_pid: bool,
     /// shareProcessNamespace: containers join the pause process's PID namespace.
     pub share_pid: bool,
-    /// DNS for /etc/resolv.conf (the host's resolv.conf when empty).
-    pub dns: DnsConfig,
+    /// DNS for /etc/resolv.conf: exactly these settings (an empty file when they are empty), or a
+    /// copy of the host's resolv.conf when None (containerd's rule for CRI's DNSConfig).
+    pub dns: Option<DnsConfig>,
     /// Extra /etc/hosts lines (`IP name...`).
     pub extra_hosts: Vec<String>,
     /// Pause image (default `pause:latest`).
