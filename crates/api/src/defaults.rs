@@ -33,9 +33,10 @@ pub fn apply(resource: &ResourceInfo, object: &mut Value) {
 }
 
 /// The tolerations the DefaultTolerationSeconds admission plugin adds to pods: NoExecute for
-/// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable` for 300 seconds, each
-/// unless the pod already tolerates that taint.
-pub fn default_tolerations(pod: &mut Value) {
+/// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable`, for the apiserver's
+/// --default-not-ready-toleration-seconds and --default-unreachable-toleration-seconds (300
+/// each by default), each unless the pod already tolerates that taint.
+pub fn default_tolerations(pod: &mut Value, not_ready_seconds: i64, unreachable_seconds: i64) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -48,9 +49,9 @@ pub fn default_tolerations(pod: &mut Value) {
     let Some(items) = list.as_array_mut() else {
         return;
     };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        ("node.kubernetes.io/not-ready", not_ready_seconds),
+        ("node.kubernetes.io/unreachable", unreachable_seconds),
     ] {
         let tolerated = items.iter().any(|t| {
             let t_key = t.get("key").and_then(Value::as_str).unwrap_or("");
@@ -64,7 +65,7 @@ pub fn default_tolerations(pod: &mut Value) {
                 "key": key,
                 "operator": "Exists",
                 "effect": "NoExecute",
-                "tolerationSeconds": 300
+                "tolerationSeconds": seconds
             }));
         }
     }
@@ -817,16 +818,20 @@ mod tests {
     #[test]
     fn tolerations_added_once() {
         let mut p = pod();
-        default_tolerations(&mut p);
-        default_tolerations(&mut p);
+        default_tolerations(&mut p, 300, 300);
+        default_tolerations(&mut p, 300, 300);
         let t = p["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0]["key"], "node.kubernetes.io/not-ready");
         assert_eq!(t[0]["tolerationSeconds"], 300);
         let mut q = pod();
         q["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
-        default_tolerations(&mut q);
+        default_tolerations(&mut q, 300, 300);
         assert_eq!(q["spec"]["tolerations"].as_array().unwrap().len(), 1);
+        let mut short = pod();
+        default_tolerations(&mut short, 10, 5);
+        assert_eq!(short["spec"]["tolerations"][0]["tolerationSeconds"], 10);
+        assert_eq!(short["spec"]["tolerations"][1]["tolerationSeconds"], 5);
     }
 
     #[test]

@@ -671,7 +671,11 @@ async fn create(
     }
     api::defaults::apply(r, &mut obj);
     if r.kind == "Pod" {
-        api::defaults::default_tolerations(&mut obj);
+        api::defaults::default_tolerations(
+            &mut obj,
+            srv.config.default_not_ready_toleration_seconds,
+            srv.config.default_unreachable_toleration_seconds,
+        );
     }
     if r.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
@@ -758,7 +762,7 @@ where
                 return Err(ApiError::modified(r, name));
             }
         }
-        let mut new = finish_update(r, &old, candidate, kind)?;
+        let mut new = finish_update(srv, r, &old, candidate, kind)?;
         let mut allocations = Allocations::default();
         admission::on_update(r, &old, &mut new, &srv.alloc, &mut allocations)?;
         if objects::same_content(&new, &old) {
@@ -877,6 +881,7 @@ fn set_or_remove(map: &mut serde_json::Map<String, Value>, field: &str, value: O
 /// Merges the candidate into the old object according to what the update may change, bumps
 /// generation, defaults and validates.
 fn finish_update(
+    srv: &ApiServer,
     r: &'static ResourceInfo,
     old: &Value,
     candidate: Value,
@@ -942,7 +947,11 @@ fn finish_update(
     }
     api::defaults::apply(r, &mut new);
     if r.kind == "Pod" {
-        api::defaults::default_tolerations(&mut new);
+        api::defaults::default_tolerations(
+            &mut new,
+            srv.config.default_not_ready_toleration_seconds,
+            srv.config.default_unreachable_toleration_seconds,
+        );
     }
     if tracks_generation(r) && new.get("spec") != old.get("spec") {
         let generation = old

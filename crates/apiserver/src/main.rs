@@ -47,6 +47,14 @@ struct Flags {
     /// Seconds between compactions of old store revisions.
     #[arg(long, default_value_t = 300)]
     compaction_interval_seconds: u64,
+    /// tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration added to every
+    /// pod that has none (the DefaultTolerationSeconds admission plugin).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
+    default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration added to
+    /// every pod that has none.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
+    default_unreachable_toleration_seconds: i64,
     /// Network namespace (a path such as /run/netns/NAME) the nodes live in: kubelets are
     /// dialed from inside it, for a local cluster whose nodes are network namespaces.
     #[arg(long)]
@@ -163,6 +171,8 @@ async fn main() -> anyhow::Result<()> {
         bookmark_interval: Duration::from_secs(flags.bookmark_interval_seconds.max(1)),
         compaction_interval: Duration::from_secs(flags.compaction_interval_seconds.max(1)),
         kubelet_netns: flags.kubelet_netns.clone(),
+        default_not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
     };
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await

@@ -35,6 +35,10 @@ pub struct Config {
     /// Network namespace kubelets are dialed from (a local lab cluster whose nodes live in
     /// namespaces); None: this process's own.
     pub kubelet_netns: Option<std::path::PathBuf>,
+    /// tolerationSeconds of the not-ready NoExecute toleration added to every pod.
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable NoExecute toleration added to every pod.
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl Default for Config {
@@ -46,6 +50,8 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Duration::from_secs(300),
             kubelet_netns: None,
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
         }
     }
 }

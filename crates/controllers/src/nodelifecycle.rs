@@ -437,6 +437,7 @@ impl NodeLifecycleController {
         if !taints.iter().any(|t| t.effect == "NoExecute") {
             return Ok(());
         }
+        tracing::debug!(node = %node.name_any(), pods = self.pods_on(&node.name_any()).len(), "NoExecute taint: checking pods");
         let default_secs = self.cfg.pod_eviction_timeout.as_secs() as i64;
         for p in self.pods_on(&node.name_any()) {
             if p.metadata.deletion_timestamp.is_some() {
@@ -447,6 +448,7 @@ impl NodeLifecycleController {
             };
             let due = added.unwrap_or(now) + jiff::SignedDuration::from_secs(secs);
             if due > now {
+                tracing::debug!(pod = %p.name_any(), %due, "eviction pending");
                 continue;
             }
             let api: Api<Pod> =

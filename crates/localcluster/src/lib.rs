@@ -63,10 +63,14 @@ pub enum ClusterCommand {
         /// before it is marked NotReady (Ready=Unknown) and tainted unreachable.
         #[arg(long, default_value = "40s", value_parser = daemon::duration_arg)]
         node_monitor_grace_period: std::time::Duration,
-        /// The controller-manager's --pod-eviction-timeout: how long pods without their own
-        /// toleration stay on a NotReady node before they are evicted.
-        #[arg(long, default_value = "5m", value_parser = daemon::duration_arg)]
-        pod_eviction_timeout: std::time::Duration,
+        /// The apiserver's --default-not-ready-toleration-seconds: how long pods (without their
+        /// own toleration) stay on a node that reports NotReady before they are evicted.
+        #[arg(long, default_value_t = 300)]
+        default_not_ready_toleration_seconds: u32,
+        /// The apiserver's --default-unreachable-toleration-seconds: how long pods (without their
+        /// own toleration) stay on a node that stopped reporting before they are evicted.
+        #[arg(long, default_value_t = 300)]
+        default_unreachable_toleration_seconds: u32,
     },
     /// Stop every process of a cluster and remove everything it made.
     Down {
@@ -95,7 +99,8 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             wait_timeout,
             skip_dns,
             node_monitor_grace_period,
-            pod_eviction_timeout,
+            default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds,
         } => {
             let options = up::UpOptions {
                 name,
@@ -107,7 +112,8 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
                 wait_timeout: std::time::Duration::from_secs(wait_timeout),
                 skip_dns,
                 node_monitor_grace_period,
-                pod_eviction_timeout,
+                default_not_ready_toleration_seconds,
+                default_unreachable_toleration_seconds,
             };
             let summary = up::up(&options).await?;
             print!("{summary}");

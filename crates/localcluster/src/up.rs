@@ -41,8 +41,10 @@ pub struct UpOptions {
     pub skip_dns: bool,
     /// Passed to the controller-manager.
     pub node_monitor_grace_period: Duration,
-    /// Passed to the controller-manager.
-    pub pod_eviction_timeout: Duration,
+    /// Passed to the apiserver.
+    pub default_not_ready_toleration_seconds: u32,
+    /// Passed to the apiserver.
+    pub default_unreachable_toleration_seconds: u32,
 }
 
 /// Errors that stop `cluster up` before anything is made.
@@ -190,7 +192,15 @@ impl Launch {
             .arg("--advertise-address")
             .arg(LAB_BRIDGE_IP.to_string())
             .arg("--write-kubeconfig")
-            .arg(&self.state.admin_kubeconfig);
+            .arg(&self.state.admin_kubeconfig)
+            .arg(format!(
+                "--default-not-ready-toleration-seconds={}",
+                options.default_not_ready_toleration_seconds
+            ))
+            .arg(format!(
+                "--default-unreachable-toleration-seconds={}",
+                options.default_unreachable_toleration_seconds
+            ));
         self.spawn("apiserver", "mini-apiserver", api, None)?;
         let admin = self.state.admin_kubeconfig.clone();
         self.wait_until(
@@ -226,9 +236,7 @@ impl Launch {
                     .arg(format!(
                         "{}ms",
                         options.node_monitor_grace_period.as_millis()
-                    ))
-                    .arg("--pod-eviction-timeout")
-                    .arg(format!("{}ms", options.pod_eviction_timeout.as_millis()));
+                    ));
             }
             self.spawn(component, program, cmd, None)?;
         }

@@ -73,6 +73,7 @@ pub fn test_config(addr: SocketAddr) -> Config {
         bookmark_interval: Duration::from_secs(1),
         compaction_interval: Duration::from_secs(3600),
         kubelet_netns: None,
+        ..Config::default()
     }
 }
 

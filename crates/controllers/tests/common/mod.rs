@@ -50,6 +50,7 @@ impl TestServer {
             bookmark_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(3600),
             kubelet_netns: None,
+            ..Config::default()
         };
         let srv = ApiServer::start(store, cfg).await.unwrap();
         let router = srv.router();
