@@ -275,13 +275,18 @@ impl Cluster {
 
     /// Upstream kubectl with `input` on stdin.
     pub fn kubectl_input(&self, args: &[&str], input: Option<&str>) -> Run {
+        run(self.kubectl_command(args), input, Duration::from_secs(180))
+    }
+
+    /// The upstream `kubectl ...` command, not started.
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
         let kubectl = testkit::kubectl().expect("upstream kubectl (scripts/fetch-kubectl.sh)");
         let mut cmd = Command::new(kubectl);
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .args(["--context", &self.context()])
             .args(args);
-        run(cmd, input, Duration::from_secs(180))
+        cmd
     }
 
     /// `kubectl get ARGS -o json`, parsed.

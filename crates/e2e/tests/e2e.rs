@@ -132,6 +132,11 @@ fn scenarios(tag: &str, store: &str) {
         step("ConfigMap change", t);
     }
 
+    if want("verbs") {
+        let t = Instant::now();
+        logs_exec_and_edit_side_by_side(&cluster);
+        step("logs, exec, edit side by side with kubectl", t);
+    }
     if want("rollout") {
         let t = Instant::now();
         rolling_update_and_undo_answer_throughout(&cluster);
@@ -370,6 +375,15 @@ fn deploy_expose_and_reach_from_every_node(cluster: &Cluster) {
     let web = wait_ready_pods(cluster, "app=web", 3);
     let nodes: BTreeSet<&String> = web.values().map(|(n, _)| n).collect();
     assert!(nodes.len() >= 2, "3 replicas on one node: {web:?}");
+    // The first revision's pods (before the probe patch) may still be draining: wait until no
+    // node sends them traffic (as on Kubernetes, that follows the Endpoints by a moment).
+    for pod in items(&cluster.get_json(&["pods", "-l", "app=web"])) {
+        if !web.contains_key(&name_of(&pod)) {
+            if let Some(ip) = pod["status"]["podIP"].as_str() {
+                wait_unrouted(cluster, ip, Instant::now());
+            }
+        }
+    }
 
     let manifest = (0..NODES).fold(CLIENTS.to_string(), |m, i| {
         m.replace(&format!("NODE{i}"), &cluster.node_name(i))
@@ -757,6 +771,94 @@ fn configmap_change_reaches_the_pod(cluster: &Cluster) {
     eprintln!(
         "e2e: ConfigMap change visible in the pod after {:?}",
         t.elapsed()
+    );
+}
+
+/// The same command through kubectl and minictl: exit status, stdout and stderr must match.
+fn same(cluster: &Cluster, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut kubectl = cluster.kubectl_command(args);
+    let mut minictl = cluster.minictl_command(args);
+    for (k, v) in env {
+        kubectl.env(k, v);
+        minictl.env(k, v);
+    }
+    let k = e2e::run(kubectl, None, Duration::from_secs(60));
+    let m = e2e::run(minictl, None, Duration::from_secs(60));
+    assert_eq!(
+        (k.success, &k.stdout, &k.stderr),
+        (m.success, &m.stdout, &m.stderr),
+        "kubectl and minictl differ on {args:?}\nkubectl: {k}\nminictl: {m}"
+    );
+    k.stdout
+}
+
+fn logs_exec_and_edit_side_by_side(cluster: &Cluster) {
+    let web = ready_pods(cluster, "app=web");
+    let pod = web.keys().next().expect("a web pod").clone();
+    let logs = same(cluster, &["logs", &pod], &[]);
+    assert!(logs.contains("demo-web v1 listening on :8080"), "{logs}");
+    same(cluster, &["logs", &pod, "--tail", "1"], &[]);
+    same(cluster, &["logs", &pod, "-c", "demo-web"], &[]);
+    let out = same(
+        cluster,
+        &["exec", "client-0", "--", "cat", "/etc/greeting/message"],
+        &[],
+    );
+    assert!(out == "hello" || out == "bonjour", "{out}");
+    // stdout, stderr and a failing exit status travel back the same way
+    same(
+        cluster,
+        &[
+            "exec",
+            "client-0",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        &[],
+    );
+    same(
+        cluster,
+        &["exec", "client-0", "-c", "sh", "--", "hostname"],
+        &[],
+    );
+    same(cluster, &["exec", "no-such-pod", "--", "true"], &[]);
+
+    // edit: the same editor script through both tools
+    let dir = tempfile::tempdir().expect("tempdir");
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/first/second/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let editor = editor.to_string_lossy().to_string();
+    for tool in ["kubectl", "minictl"] {
+        let name = format!("edit-{tool}");
+        cluster
+            .kubectl(&["create", "configmap", &name, "--from-literal=word=first"])
+            .ok("create configmap");
+        let args = ["edit", "configmap", name.as_str()];
+        let run = if tool == "kubectl" {
+            let mut cmd = cluster.kubectl_command(&args);
+            cmd.env("KUBE_EDITOR", &editor);
+            e2e::run(cmd, None, Duration::from_secs(60))
+        } else {
+            let mut cmd = cluster.minictl_command(&args);
+            cmd.env("KUBE_EDITOR", &editor);
+            e2e::run(cmd, None, Duration::from_secs(60))
+        };
+        assert_eq!(
+            run.stdout,
+            format!("configmap/{name} edited\n"),
+            "{tool}: {run}"
+        );
+        let word = cluster.get_json(&["configmap", &name])["data"]["word"].clone();
+        assert_eq!(word, "second", "{tool}");
+    }
+    // nothing to change: both cancel the same way
+    same(
+        cluster,
+        &["edit", "configmap", "edit-kubectl"],
+        &[("KUBE_EDITOR", &editor)],
     );
 }
 

@@ -537,7 +537,11 @@ async fn run(cli: Cli) -> Result<bool, Error> {
         } => {
             let pod = pod.strip_prefix("pod/").unwrap_or(&pod).to_string();
             let code = verbs::exec(c, &pod, container.as_deref(), stdin, tty, &command).await?;
-            code != 0
+            if code != 0 {
+                // kubectl exits with the remote command's status
+                std::process::exit(code);
+            }
+            false
         }
         Command::Scale {
             args,

@@ -900,14 +900,46 @@ pub async fn exec(
     for t in tasks {
         let _ = t.await;
     }
-    let code = match status {
-        Some(s) => match s.await {
-            Some(st) if st.status.as_deref() == Some("Failure") => 1,
-            _ => 0,
-        },
-        None => 0,
+    let status = match status {
+        Some(s) => s.await,
+        None => None,
     };
-    Ok(code)
+    Ok(exit_code_of(status.as_ref()))
+}
+
+/// The exit status `exec` ends with, as kubectl: the remote command's exit code (announced with
+/// "command terminated with exit code N" on stderr) for a NonZeroExitCode status, 1 with the
+/// message for any other failure, 0 on success.
+pub fn exit_code_of(
+    status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+) -> i32 {
+    let Some(st) = status.filter(|s| s.status.as_deref() == Some("Failure")) else {
+        return 0;
+    };
+    let remote = (st.reason.as_deref() == Some("NonZeroExitCode"))
+        .then(|| {
+            st.details
+                .as_ref()?
+                .causes
+                .as_ref()?
+                .iter()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))?
+                .message
+                .as_deref()?
+                .parse::<i32>()
+                .ok()
+        })
+        .flatten();
+    match remote {
+        Some(code) => {
+            eprintln!("command terminated with exit code {code}");
+            code
+        }
+        None => {
+            eprintln!("error: {}", st.message.as_deref().unwrap_or("exec failed"));
+            1
+        }
+    }
 }
 
 /// `edit TYPE/NAME`: the object as YAML in $EDITOR, saved with PUT; re-opened with the error
@@ -960,7 +992,7 @@ pub async fn edit(cluster: &Cluster, args: &[String]) -> Result<()> {
             return Err(Error::Usage("Edit cancelled, saved file was empty.".into()));
         }
         if body == original || edited == text {
-            println!("Edit cancelled, no changes made.");
+            eprintln!("Edit cancelled, no changes made.");
             return Ok(());
         }
         let object: Value = match serde_saphyr::from_str(&body) {
@@ -1081,6 +1113,37 @@ pub async fn cluster_info(cluster: &Cluster, colour: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exec_exit_codes_follow_kubectl() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
+        assert_eq!(exit_code_of(None), 0);
+        let ok = Status {
+            status: Some("Success".into()),
+            ..Default::default()
+        };
+        assert_eq!(exit_code_of(Some(&ok)), 0);
+        let three = Status {
+            status: Some("Failure".into()),
+            reason: Some("NonZeroExitCode".into()),
+            details: Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some("ExitCode".into()),
+                    message: Some("3".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(exit_code_of(Some(&three)), 3);
+        let other = Status {
+            status: Some("Failure".into()),
+            reason: Some("InternalError".into()),
+            message: Some("boom".into()),
+            ..Default::default()
+        };
+        assert_eq!(exit_code_of(Some(&other)), 1);
+    }
     use super::*;
 
     #[test]
