@@ -824,6 +824,8 @@ fn logs_exec_and_edit_side_by_side(cluster: &Cluster) {
         &[],
     );
     same(cluster, &["exec", "no-such-pod", "--", "true"], &[]);
+    let info = same(cluster, &["cluster-info"], &[]);
+    assert!(info.contains("CoreDNS is running at"), "{info}");
 
     // edit: the same editor script through both tools
     let dir = tempfile::tempdir().expect("tempdir");
