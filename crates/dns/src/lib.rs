@@ -2,6 +2,7 @@
 //! watches, answered like CoreDNS' kubernetes plugin; everything else is forwarded upstream.
 
 pub mod answer;
+pub mod cache;
 pub mod index;
 pub mod metrics;
 pub mod server;

@@ -37,6 +37,12 @@ pub struct DnsMetrics {
     pub endpoints: Gauge,
     /// Reverse (PTR) names in the index.
     pub ptr_names: Gauge,
+    /// Replies in the answer cache.
+    pub cache_entries: Gauge,
+    /// UDP requests answered from the cache.
+    pub cache_hits: Counter,
+    /// UDP requests answered from the index.
+    pub cache_misses: Counter,
 }
 
 /// The process-wide metrics, registered in the daemon registry on first use.
@@ -52,7 +58,25 @@ pub fn metrics() -> &'static DnsMetrics {
             services: Gauge::default(),
             endpoints: Gauge::default(),
             ptr_names: Gauge::default(),
+            cache_entries: Gauge::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
         };
+        daemon::serve::register(
+            "dns_cache_entries",
+            "Encoded replies in the answer cache (emptied whenever the index changes)",
+            m.cache_entries.clone(),
+        );
+        daemon::serve::register(
+            "dns_cache_hits",
+            "UDP requests answered from the answer cache",
+            m.cache_hits.clone(),
+        );
+        daemon::serve::register(
+            "dns_cache_misses",
+            "UDP requests answered from the index",
+            m.cache_misses.clone(),
+        );
         daemon::serve::register(
             "dns_requests",
             "DNS requests answered, by protocol, query type and response code",

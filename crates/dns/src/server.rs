@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::answer::{self, Outcome, Settings, Transport};
+use crate::cache::AnswerCache;
 use crate::index::Index;
 use crate::metrics::{metrics, RequestLabels};
 use crate::Error;
@@ -69,7 +70,12 @@ pub struct Shared {
     /// Forwarding and limits.
     pub config: ServerConfig,
     forward_slots: Arc<Semaphore>,
+    /// Encoded UDP replies of the current index serial.
+    cache: Mutex<AnswerCache>,
 }
+
+/// Replies the answer cache holds at most (about 100–500 bytes each).
+pub const CACHE_CAPACITY: usize = 10_000;
 
 impl Shared {
     /// Shared state over an index.
@@ -80,12 +86,49 @@ impl Shared {
             settings,
             config,
             forward_slots,
+            cache: Mutex::new(AnswerCache::new(CACHE_CAPACITY)),
         })
     }
 
     fn answer(&self, packet: &[u8], transport: Transport) -> answer::Handled {
+        self.answer_with_serial(packet, transport).0
+    }
+
+    /// The answer and the serial of the index it came from (read under the same lock).
+    fn answer_with_serial(&self, packet: &[u8], transport: Transport) -> (answer::Handled, u32) {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-        answer::handle(&index, &self.settings, packet, transport)
+        (
+            answer::handle(&index, &self.settings, packet, transport),
+            index.serial(),
+        )
+    }
+
+    /// A UDP answer: from the cache when the same request was answered under the current index,
+    /// else computed and remembered.
+    fn answer_udp(&self, packet: &[u8]) -> answer::Handled {
+        let serial = self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .serial();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.get(serial, packet) {
+            metrics().cache_hits.inc();
+            return answer::Handled {
+                outcome: Outcome::Reply(hit.reply),
+                qtype: hit.qtype,
+                rcode: hit.rcode,
+            };
+        }
+        drop(cache);
+        metrics().cache_misses.inc();
+        let (handled, serial) = self.answer_with_serial(packet, Transport::Udp);
+        if let Outcome::Reply(reply) = &handled.outcome {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.insert(serial, packet, reply, handled.qtype, handled.rcode);
+            metrics().cache_entries.set(cache.len() as i64);
+        }
+        handled
     }
 }
 
@@ -182,7 +225,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
             }
         };
         let start = Instant::now();
-        let handled = shared.answer(&buf[..len], Transport::Udp);
+        let handled = shared.answer_udp(&buf[..len]);
         match handled.outcome {
             Outcome::Reply(bytes) => {
                 if let Err(e) = socket.send_to(&bytes, peer).await {

@@ -76,6 +76,19 @@ async fn answers_follow_services_and_endpointslices() {
     .await;
     let m = tcp_query(addr, name, RecordType::A).await;
     assert_eq!(addresses(&m), vec![web_ip.clone()]);
+    // The same question spelled differently (served from the answer cache the second time)
+    // echoes its own spelling, in the question and in the answer.
+    for spelling in [
+        "WEB.Default.svc.cluster.local.",
+        "wEb.default.SVC.cluster.local.",
+    ] {
+        for _ in 0..2 {
+            let m = udp_query(addr, spelling, RecordType::A).await;
+            assert_eq!(addresses(&m), vec![web_ip.clone()]);
+            assert_eq!(m.queries[0].name().to_string(), spelling);
+            assert_eq!(m.answers[0].name.to_string(), spelling);
+        }
+    }
     let m = udp_query(
         addr,
         "_http._tcp.web.default.svc.cluster.local",
