@@ -42,6 +42,13 @@ fn bare_pod(name: &str, app: &str) -> Pod {
     .unwrap()
 }
 
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 fn util_phase(p: &Pod) -> String {
     p.status
         .as_ref()
@@ -1327,4 +1334,202 @@ async fn progress_deadline_exceeded_ends_kubectl_rollout_status() {
         (c.status.as_str(), c.reason.as_deref()),
         ("False", Some("ProgressDeadlineExceeded"))
     );
+}
+
+/// Binds every unbound pod labelled app=<app> to the least loaded of `nodes`; returns how many
+/// it bound.
+async fn bind_pending(client: &Client, app: &str, nodes: &[&str]) -> usize {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods = api
+        .list(&kube::api::ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items;
+    let mut load: HashMap<&str, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    for p in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            if let Some(count) = load.get_mut(n) {
+                *count += 1;
+            }
+        }
+    }
+    let mut bound = 0;
+    for p in pods.iter().filter(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
+    }) {
+        let target = *nodes.iter().min_by_key(|n| (load[*n], **n)).expect("nodes");
+        *load.get_mut(target).unwrap() += 1;
+        let binding = json!({"apiVersion":"v1","kind":"Binding",
+            "metadata":{"name":p.name_any(),"namespace":"default"},
+            "target":{"apiVersion":"v1","kind":"Node","name":target}});
+        if bind_pod(client, "default", &p.name_any(), &binding)
+            .await
+            .is_ok()
+        {
+            bound += 1;
+        }
+    }
+    bound
+}
+
+fn node_taints(node: &k8s_openapi::api::core::v1::Node) -> Vec<(String, String)> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.effect))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_node_is_tainted_its_pods_move_and_it_heals() {
+    use k8s_openapi::api::core::v1::Node;
+    let srv = TestServer::start().await;
+    let client = srv.client();
+    let names = ["n1", "n2", "n3"];
+    for n in names {
+        add_node(&client, hollow_node(n, "8", "16Gi", "110")).await;
+    }
+    let alive: Vec<(String, Arc<AtomicBool>)> = names
+        .iter()
+        .map(|n| (n.to_string(), Arc::new(AtomicBool::new(true))))
+        .collect();
+    let n3_alive = alive[2].1.clone();
+    let cfg = controllers::manager::Config {
+        node_monitor_period: Duration::from_millis(200),
+        node_monitor_grace_period: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let _t = Tasks(vec![
+        node_heartbeats(client.clone(), alive),
+        start_controllers_with(client.clone(), cfg),
+        // marks bound pods Running and Ready, finishes deleted ones; binding is done below
+        hollow_kubelet(client.clone(), vec![]),
+    ]);
+    // Pods tolerate an unreachable node for 1 s (their own toleration, so the apiserver adds no
+    // default one).
+    let mut d = deploy_manifest("mover", 6, "demo-web:v1", json!({"type": "RollingUpdate"}));
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .tolerations = Some(vec![serde_json::from_value(json!({
+        "key": "node.kubernetes.io/unreachable", "operator": "Exists",
+        "effect": "NoExecute", "tolerationSeconds": 1
+    }))
+    .unwrap()]);
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &d).await.unwrap();
+    wait_for("6 pods bound over 3 nodes", T, || {
+        let client = client.clone();
+        async move {
+            bind_pending(&client, "mover", &names).await;
+            let pods = active_pods(&client, "default").await;
+            (pods.len() == 6
+                && pods.iter().all(|p| {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() && pod_ready(p)
+                }))
+            .then_some(())
+        }
+    })
+    .await;
+    let on_n3: Vec<String> = active_pods(&client, "default")
+        .await
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("n3"))
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(on_n3.len(), 2);
+
+    // n3 falls silent: Unknown, tainted for scheduling and execution
+    n3_alive.store(false, Ordering::SeqCst);
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("n3 Unknown and tainted", T, || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get("n3").await.ok()?;
+            let ready = n
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "Ready")?
+                .status
+                .clone();
+            let taints = node_taints(&n);
+            (ready == "Unknown"
+                && taints.contains(&("node.kubernetes.io/unreachable".into(), "NoSchedule".into()))
+                && taints.contains(&("node.kubernetes.io/unreachable".into(), "NoExecute".into())))
+            .then_some(())
+        }
+    })
+    .await;
+    for n in ["n1", "n2"] {
+        assert!(
+            node_taints(&nodes.get(n).await.unwrap()).is_empty(),
+            "{n} tainted"
+        );
+    }
+
+    // its pods are evicted after their 1 s toleration, and replaced; the replacements go to the
+    // untainted nodes (binding here plays a scheduler that honours the NoSchedule taint)
+    wait_for("the pods of n3 replaced on n1 and n2", T, || {
+        let client = client.clone();
+        let on_n3 = on_n3.clone();
+        async move {
+            bind_pending(&client, "mover", &["n1", "n2"]).await;
+            let pods = active_pods(&client, "default").await;
+            (pods.len() == 6
+                && pods.iter().all(|p| {
+                    !on_n3.contains(&p.name_any())
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some("n3")
+                        && pod_ready(p)
+                }))
+            .then_some(())
+        }
+    })
+    .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let evicted: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("TaintManagerEviction"))
+        .filter_map(|e| e.involved_object.name)
+        .collect();
+    for name in &on_n3 {
+        assert!(
+            evicted.contains(name),
+            "no eviction event for {name}: {evicted:?}"
+        );
+    }
+
+    // n3 comes back: Ready again, taints lifted
+    n3_alive.store(true, Ordering::SeqCst);
+    wait_for("n3 healed", T, || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get("n3").await.ok()?;
+            let ready = n
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (ready && node_taints(&n).is_empty()).then_some(())
+        }
+    })
+    .await;
 }
