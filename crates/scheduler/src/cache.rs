@@ -1,7 +1,9 @@
 //! The scheduler's cache: per node, its Node object and the pods assigned to it (bound ones from
-//! the informer plus pods assumed on it while their binding is in flight).
+//! the informer plus pods assumed on it while their binding is in flight). A snapshot for one
+//! scheduling cycle is cheap: a node's pod maps are shared (`Arc`) and copied only when the node
+//! changes while a snapshot still holds them, and nodes are kept in name order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -16,10 +18,38 @@ pub type HostPort = (String, String, i32);
 #[derive(Debug, Clone, Default)]
 pub struct NodeInfo {
     pub node: Option<Arc<Node>>,
-    pub pods: HashMap<String, Arc<Pod>>,
+    /// The node's allocatable cpu (milli), memory and pods, parsed once per node update.
+    pub allocatable: Resources,
+    pub pods: Arc<HashMap<String, Arc<Pod>>>,
+    /// The pods among `pods` with required pod anti-affinity terms (few, usually none).
+    pub anti_affinity_pods: Arc<HashMap<String, Arc<Pod>>>,
     pub requested: Resources,
     pub nonzero_requested: Resources,
     pub used_ports: HashSet<HostPort>,
+}
+
+/// Whether a pod has required anti-affinity terms (it then constrains pods placed after it).
+fn has_required_anti_affinity(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|pa| {
+            pa.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|terms| !terms.is_empty())
+}
+
+/// A node's allocatable resources.
+pub fn allocatable_of(node: &Node) -> Resources {
+    let alloc = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let get = |k: &str| alloc.and_then(|a| a.get(k));
+    Resources {
+        milli_cpu: get("cpu").map(crate::resources::milli).unwrap_or(0),
+        memory: get("memory").map(crate::resources::units).unwrap_or(0),
+        pods: get("pods").map(crate::resources::units).unwrap_or(0),
+    }
 }
 
 /// The host ports a pod asks for.
@@ -55,16 +85,24 @@ impl NodeInfo {
         for hp in host_ports(&pod) {
             self.used_ports.insert(hp);
         }
-        self.pods.insert(uid, pod);
+        if has_required_anti_affinity(&pod) {
+            Arc::make_mut(&mut self.anti_affinity_pods).insert(uid.clone(), pod.clone());
+        }
+        Arc::make_mut(&mut self.pods).insert(uid, pod);
     }
 
     fn remove_pod(&mut self, uid: &str) {
-        if let Some(p) = self.pods.remove(uid) {
+        if let Some(p) = Arc::make_mut(&mut self.pods).remove(uid) {
             self.requested.sub(&pod_requests(&p));
             self.nonzero_requested.sub(&pod_requests_nonzero(&p));
-            self.used_ports.clear();
-            let ports: Vec<HostPort> = self.pods.values().flat_map(|p| host_ports(p)).collect();
-            self.used_ports.extend(ports);
+            if self.anti_affinity_pods.contains_key(uid) {
+                Arc::make_mut(&mut self.anti_affinity_pods).remove(uid);
+            }
+            if !host_ports(&p).is_empty() {
+                self.used_ports.clear();
+                let ports: Vec<HostPort> = self.pods.values().flat_map(|p| host_ports(p)).collect();
+                self.used_ports.extend(ports);
+            }
         }
     }
 }
@@ -72,7 +110,7 @@ impl NodeInfo {
 /// Nodes and their pods, plus assumed pods.
 #[derive(Debug, Default)]
 pub struct Cache {
-    nodes: HashMap<String, NodeInfo>,
+    nodes: BTreeMap<String, NodeInfo>,
     /// pod uid → node of every pod counted
     pod_node: HashMap<String, String>,
     /// pods assumed (binding in flight): uid → node
@@ -99,7 +137,9 @@ impl Cache {
     /// Adds or updates a node.
     pub fn upsert_node(&mut self, node: Arc<Node>) {
         let name = node.name_any();
-        self.nodes.entry(name).or_default().node = Some(node);
+        let info = self.nodes.entry(name).or_default();
+        info.allocatable = allocatable_of(&node);
+        info.node = Some(node);
     }
 
     /// Removes a node (its pods stay counted until they go).
@@ -175,16 +215,13 @@ impl Cache {
         self.assumed.contains_key(uid)
     }
 
-    /// The nodes that exist, for one scheduling cycle.
+    /// The nodes that exist, in name order, for one scheduling cycle.
     pub fn snapshot(&self) -> Vec<NodeInfo> {
-        let mut v: Vec<NodeInfo> = self
-            .nodes
+        self.nodes
             .values()
             .filter(|n| n.node.is_some())
             .cloned()
-            .collect();
-        v.sort_by_key(|n| n.name());
-        v
+            .collect()
     }
 
     /// Number of nodes.

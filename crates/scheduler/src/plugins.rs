@@ -9,8 +9,37 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::ResourceExt;
 
-use crate::cache::{host_ports, NodeInfo};
-use crate::resources::{pod_requests, pod_requests_nonzero, units};
+use crate::cache::{host_ports, HostPort, NodeInfo};
+use crate::resources::{pod_requests, pod_requests_nonzero, Resources};
+
+/// What one scheduling cycle computes once for its pod (upstream's PreFilter and PreScore
+/// state), so that each node costs only comparisons.
+pub struct Cycle<'a> {
+    all: &'a [NodeInfo],
+    requests: Resources,
+    ports: Vec<HostPort>,
+    /// Existing pods with required anti-affinity terms, with their nodes.
+    existing_anti: Vec<(&'a NodeInfo, &'a Pod)>,
+}
+
+impl<'a> Cycle<'a> {
+    /// The state of a cycle placing `pod` on one of `all`.
+    pub fn new(pod: &Pod, all: &'a [NodeInfo]) -> Cycle<'a> {
+        Cycle {
+            all,
+            requests: pod_requests(pod),
+            ports: host_ports(pod),
+            existing_anti: all
+                .iter()
+                .flat_map(|ni| {
+                    ni.anti_affinity_pods
+                        .values()
+                        .map(move |p| (ni, p.as_ref()))
+                })
+                .collect(),
+        }
+    }
+}
 
 /// Why a node does not fit; `unresolvable` means preemption cannot help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,9 +234,13 @@ pub fn node_affinity(pod: &Pod, node: &Node) -> Option<Failure> {
 
 /// Filter NodePorts.
 pub fn node_ports(pod: &Pod, ni: &NodeInfo) -> Option<Failure> {
-    for (proto, ip, port) in host_ports(pod) {
+    node_ports_of(&host_ports(pod), ni)
+}
+
+fn node_ports_of(ports: &[HostPort], ni: &NodeInfo) -> Option<Failure> {
+    for (proto, ip, port) in ports {
         let conflict = ni.used_ports.iter().any(|(p, i, n)| {
-            *p == proto && *n == port && (i == &ip || i == "0.0.0.0" || ip == "0.0.0.0")
+            p == proto && n == port && (i == ip || i == "0.0.0.0" || ip == "0.0.0.0")
         });
         if conflict {
             return fail(
@@ -221,29 +254,20 @@ pub fn node_ports(pod: &Pod, ni: &NodeInfo) -> Option<Failure> {
 
 /// Filter NodeResourcesFit: requests against allocatable minus assigned pods' requests.
 pub fn resources_fit(pod: &Pod, ni: &NodeInfo) -> Option<Failure> {
-    let node = ni.node.as_ref()?;
-    let alloc = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
-    let get = |k: &str, milli: bool| -> i64 {
-        alloc
-            .and_then(|a| a.get(k))
-            .map(|q| {
-                if milli {
-                    crate::resources::milli(q)
-                } else {
-                    units(q)
-                }
-            })
-            .unwrap_or(0)
-    };
-    let req = pod_requests(pod);
+    resources_fit_of(&pod_requests(pod), ni)
+}
+
+fn resources_fit_of(req: &Resources, ni: &NodeInfo) -> Option<Failure> {
+    ni.node.as_ref()?;
+    let alloc = &ni.allocatable;
     let mut reasons = Vec::new();
-    if ni.requested.pods + 1 > get("pods", false) {
+    if ni.requested.pods + 1 > alloc.pods {
         reasons.push("Too many pods".to_string());
     }
-    if req.milli_cpu > 0 && ni.requested.milli_cpu + req.milli_cpu > get("cpu", true) {
+    if req.milli_cpu > 0 && ni.requested.milli_cpu + req.milli_cpu > alloc.milli_cpu {
         reasons.push("Insufficient cpu".to_string());
     }
-    if req.memory > 0 && ni.requested.memory + req.memory > get("memory", false) {
+    if req.memory > 0 && ni.requested.memory + req.memory > alloc.memory {
         reasons.push("Insufficient memory".to_string());
     }
     (!reasons.is_empty()).then_some(Failure {
@@ -310,6 +334,11 @@ fn anti_affinity_terms(pod: &Pod) -> &[PodAffinityTerm] {
 /// Filter InterPodAffinity (required anti-affinity, both directions) over all nodes: pods in the
 /// same topology domain (node label `topologyKey`) must not match.
 pub fn inter_pod_anti_affinity(pod: &Pod, ni: &NodeInfo, all: &[NodeInfo]) -> Option<Failure> {
+    inter_pod_anti_affinity_in(pod, ni, &Cycle::new(pod, all))
+}
+
+fn inter_pod_anti_affinity_in(pod: &Pod, ni: &NodeInfo, cycle: &Cycle) -> Option<Failure> {
+    let all = cycle.all;
     let node = ni.node.as_ref()?;
     let ns = pod.namespace().unwrap_or_default();
     let same_domain = |other: &NodeInfo, key: &str| -> bool {
@@ -336,17 +365,15 @@ pub fn inter_pod_anti_affinity(pod: &Pod, ni: &NodeInfo, all: &[NodeInfo]) -> Op
         }
     }
     // existing pods' anti-affinity against the incoming pod
-    for other in all {
-        for p in other.pods.values() {
-            for term in anti_affinity_terms(p) {
-                if same_domain(other, &term.topology_key)
-                    && selector_matches_pod(term, &p.namespace().unwrap_or_default(), pod)
-                {
-                    return fail(
-                        "node(s) didn't satisfy existing pods anti-affinity rules",
-                        false,
-                    );
-                }
+    for (other, p) in &cycle.existing_anti {
+        for term in anti_affinity_terms(p) {
+            if same_domain(other, &term.topology_key)
+                && selector_matches_pod(term, &p.namespace().unwrap_or_default(), pod)
+            {
+                return fail(
+                    "node(s) didn't satisfy existing pods anti-affinity rules",
+                    false,
+                );
             }
         }
     }
@@ -355,15 +382,20 @@ pub fn inter_pod_anti_affinity(pod: &Pod, ni: &NodeInfo, all: &[NodeInfo]) -> Op
 
 /// Runs the filters in upstream's order; the first failing plugin decides.
 pub fn filter(pod: &Pod, ni: &NodeInfo, all: &[NodeInfo]) -> Option<Failure> {
+    filter_in(pod, ni, &Cycle::new(pod, all))
+}
+
+/// [`filter`] with the cycle's precomputed state.
+pub fn filter_in(pod: &Pod, ni: &NodeInfo, cycle: &Cycle) -> Option<Failure> {
     let node = ni.node.as_ref()?;
     node_unschedulable(pod, node)
         .or_else(|| node_name(pod, node))
         .or_else(|| taint_toleration(pod, node))
         .or_else(|| node_ready(pod, node))
         .or_else(|| node_affinity(pod, node))
-        .or_else(|| node_ports(pod, ni))
-        .or_else(|| resources_fit(pod, ni))
-        .or_else(|| inter_pod_anti_affinity(pod, ni, all))
+        .or_else(|| node_ports_of(&cycle.ports, ni))
+        .or_else(|| resources_fit_of(&cycle.requests, ni))
+        .or_else(|| inter_pod_anti_affinity_in(pod, ni, cycle))
 }
 
 /// Upstream's FitError message for `failures` over `total` nodes.
@@ -403,22 +435,15 @@ pub fn fit_error_message(total: usize, failures: &[Failure]) -> String {
 }
 
 fn alloc(ni: &NodeInfo) -> (i64, i64) {
-    let a = ni
-        .node
-        .as_ref()
-        .and_then(|n| n.status.as_ref())
-        .and_then(|s| s.allocatable.as_ref());
-    (
-        a.and_then(|a| a.get("cpu"))
-            .map(crate::resources::milli)
-            .unwrap_or(0),
-        a.and_then(|a| a.get("memory")).map(units).unwrap_or(0),
-    )
+    (ni.allocatable.milli_cpu, ni.allocatable.memory)
 }
 
 /// Score NodeResourcesFit/LeastAllocated (0..=100).
 pub fn least_allocated(pod: &Pod, ni: &NodeInfo) -> i64 {
-    let req = pod_requests_nonzero(pod);
+    least_allocated_of(&pod_requests_nonzero(pod), ni)
+}
+
+fn least_allocated_of(req: &Resources, ni: &NodeInfo) -> i64 {
     let (ac, am) = alloc(ni);
     let score = |cap: i64, used: i64| {
         if cap == 0 || used > cap {
@@ -434,7 +459,10 @@ pub fn least_allocated(pod: &Pod, ni: &NodeInfo) -> i64 {
 
 /// Score NodeResourcesBalancedAllocation (0..=100).
 pub fn balanced_allocation(pod: &Pod, ni: &NodeInfo) -> i64 {
-    let req = pod_requests(pod);
+    balanced_allocation_of(&pod_requests(pod), ni)
+}
+
+fn balanced_allocation_of(req: &Resources, ni: &NodeInfo) -> i64 {
     let (ac, am) = alloc(ni);
     if ac == 0 || am == 0 {
         return 0;
@@ -445,11 +473,13 @@ pub fn balanced_allocation(pod: &Pod, ni: &NodeInfo) -> i64 {
     ((1.0 - std) * 100.0) as i64
 }
 
-fn owner_uid(pod: &Pod) -> Option<String> {
-    pod.owner_references()
+fn owner_uid(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .owner_references
         .iter()
+        .flatten()
         .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.clone())
+        .map(|r| r.uid.as_str())
 }
 
 /// Raw spreading count: pods of the same owner on the node.
@@ -457,7 +487,7 @@ pub fn same_owner_count(pod: &Pod, ni: &NodeInfo) -> i64 {
     let Some(uid) = owner_uid(pod) else { return 0 };
     ni.pods
         .values()
-        .filter(|p| owner_uid(p).as_deref() == Some(uid.as_str()))
+        .filter(|p| owner_uid(p) == Some(uid))
         .count() as i64
 }
 
@@ -487,6 +517,7 @@ pub fn preferred_node_affinity(pod: &Pod, ni: &NodeInfo) -> i64 {
 /// Total scores of feasible nodes (each plugin 0..=100, weight 1; spreading and preferred
 /// affinity normalized over the feasible nodes like upstream's NormalizeScore).
 pub fn score(pod: &Pod, feasible: &[&NodeInfo]) -> Vec<i64> {
+    let (requests, nonzero) = (pod_requests(pod), pod_requests_nonzero(pod));
     let spread: Vec<i64> = feasible.iter().map(|n| same_owner_count(pod, n)).collect();
     let max_spread = spread.iter().copied().max().unwrap_or(0);
     let aff: Vec<i64> = feasible
@@ -508,7 +539,10 @@ pub fn score(pod: &Pod, feasible: &[&NodeInfo]) -> Vec<i64> {
             } else {
                 aff[i] * 100 / max_aff
             };
-            least_allocated(pod, n) + balanced_allocation(pod, n) + s_spread * 2 + s_aff * 2
+            least_allocated_of(&nonzero, n)
+                + balanced_allocation_of(&requests, n)
+                + s_spread * 2
+                + s_aff * 2
         })
         .collect()
 }

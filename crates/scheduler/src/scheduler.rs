@@ -53,6 +53,8 @@ pub struct Scheduler {
     /// unschedulable pods: key → attempts
     unschedulable: Arc<Mutex<HashMap<String, u32>>>,
     recorder: Recorder,
+    /// Where the next cycle starts filtering (upstream's nextStartNodeIndex).
+    next_start: std::sync::atomic::AtomicUsize,
 }
 
 fn wants_scheduling(p: &Pod, name: &str) -> bool {
@@ -69,6 +71,60 @@ fn wants_scheduling(p: &Pod, name: &str) -> bool {
             p.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded") | Some("Failed")
         )
+}
+
+/// How many feasible nodes a cycle looks for before it scores them: upstream's
+/// percentageOfNodesToScore with its adaptive default — every node below 100 nodes, else
+/// n × max(5, 50 − n/125) %, at least 100.
+pub fn feasible_nodes_to_find(total: usize) -> usize {
+    if total < 100 {
+        return total;
+    }
+    let percent = 50usize.saturating_sub(total / 125).max(5);
+    (total * percent / 100).max(100)
+}
+
+/// One scheduling cycle's algorithm over all of `snapshot`: see [`select_host_from`].
+pub fn select_host(pod: &Pod, snapshot: &[crate::cache::NodeInfo]) -> Result<String, String> {
+    select_host_from(pod, snapshot, 0).map(|(host, _)| host)
+}
+
+/// One scheduling cycle: nodes are filtered starting at `start` (round the list) until
+/// [`feasible_nodes_to_find`] pass, those are scored, and one of the best is picked at random.
+/// Returns the host and where the next cycle starts (after the nodes examined, as upstream's
+/// nextStartNodeIndex); Err with the FailedScheduling message when no node fits.
+pub fn select_host_from(
+    pod: &Pod,
+    snapshot: &[crate::cache::NodeInfo],
+    start: usize,
+) -> Result<(String, usize), String> {
+    let cycle = plugins::Cycle::new(pod, snapshot);
+    let total = snapshot.len();
+    let want = feasible_nodes_to_find(total);
+    let mut feasible = Vec::new();
+    let mut failures = Vec::new();
+    let mut examined = 0;
+    for k in 0..total {
+        let ni = &snapshot[(start + k) % total];
+        examined += 1;
+        match plugins::filter_in(pod, ni, &cycle) {
+            None => {
+                feasible.push(ni);
+                if feasible.len() >= want {
+                    break;
+                }
+            }
+            Some(f) => failures.push(f),
+        }
+    }
+    if feasible.is_empty() {
+        return Err(plugins::fit_error_message(total, &failures));
+    }
+    let scores = plugins::score(pod, &feasible);
+    let best = scores.iter().copied().max().unwrap_or(0);
+    let top: Vec<usize> = (0..feasible.len()).filter(|i| scores[*i] == best).collect();
+    let pick = top[rand::rng().random_range(0..top.len())];
+    Ok((feasible[pick].name(), (start + examined) % total.max(1)))
 }
 
 impl Scheduler {
@@ -88,6 +144,7 @@ impl Scheduler {
             cache: cache.clone(),
             queue: queue.clone(),
             unschedulable: unschedulable.clone(),
+            next_start: std::sync::atomic::AtomicUsize::new(0),
         });
         {
             let (cache, q, s2) = (cache.clone(), queue.clone(), Arc::downgrade(&s));
@@ -209,7 +266,7 @@ impl Scheduler {
         let Some(pod) = self
             .pods
             .store()
-            .find(|p| p.name_any() == name && p.namespace().as_deref() == Some(ns.as_str()))
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(&ns))
         else {
             return;
         };
@@ -224,24 +281,18 @@ impl Scheduler {
             }
             c.snapshot()
         };
-        let mut feasible = Vec::new();
-        let mut failures = Vec::new();
-        for ni in &snapshot {
-            match plugins::filter(&pod, ni, &snapshot) {
-                None => feasible.push(ni),
-                Some(f) => failures.push(f),
+        let start = self.next_start.load(std::sync::atomic::Ordering::Relaxed);
+        let host = match select_host_from(&pod, &snapshot, start) {
+            Ok((host, next)) => {
+                self.next_start
+                    .store(next, std::sync::atomic::Ordering::Relaxed);
+                host
             }
-        }
-        if feasible.is_empty() {
-            let msg = plugins::fit_error_message(snapshot.len(), &failures);
-            self.unschedulable_pod(&pod, key, &msg).await;
-            return;
-        }
-        let scores = plugins::score(&pod, &feasible);
-        let best = scores.iter().copied().max().unwrap_or(0);
-        let top: Vec<usize> = (0..feasible.len()).filter(|i| scores[*i] == best).collect();
-        let pick = top[rand::rng().random_range(0..top.len())];
-        let host = feasible[pick].name();
+            Err(msg) => {
+                self.unschedulable_pod(&pod, key, &msg).await;
+                return;
+            }
+        };
         self.cache.lock().unwrap().assume(&pod, &host);
         self.unschedulable.lock().unwrap().remove(key);
         let s = self.clone();
@@ -324,5 +375,57 @@ impl Scheduler {
             }
         }
         let _ = attempts;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Cache;
+
+    #[test]
+    fn nodes_to_find_follow_upstreams_adaptive_percentage() {
+        assert_eq!(feasible_nodes_to_find(3), 3);
+        assert_eq!(feasible_nodes_to_find(99), 99);
+        assert_eq!(feasible_nodes_to_find(100), 100);
+        assert_eq!(feasible_nodes_to_find(1000), 420); // 50 − 8 = 42 %
+        assert_eq!(feasible_nodes_to_find(5000), 500); // 50 − 40 = 10 %
+        assert_eq!(feasible_nodes_to_find(10_000), 500); // floor of 5 %
+    }
+
+    #[test]
+    fn cycles_rotate_over_the_nodes_and_report_failures_over_all() {
+        let mut cache = Cache::default();
+        for i in 0..200 {
+            let node: Node = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("n{i:03}")},
+                "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"},
+                    "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .unwrap();
+            cache.upsert_node(Arc::new(node));
+        }
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}
+        }))
+        .unwrap();
+        let snapshot = cache.snapshot();
+        // 200 nodes: all are examined (at least 100 feasible wanted, all 200 fit → stop at 100)
+        let (_, next) = select_host_from(&pod, &snapshot, 0).unwrap();
+        assert_eq!(next, 100);
+        let (_, next) = select_host_from(&pod, &snapshot, 150).unwrap();
+        assert_eq!(next, 50);
+        let big: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "big", "namespace": "default", "uid": "b"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": "2"}}}]}
+        }))
+        .unwrap();
+        let err = select_host_from(&big, &snapshot, 37).unwrap_err();
+        assert!(
+            err.starts_with("0/200 nodes are available: 200 Insufficient cpu."),
+            "{err}"
+        );
     }
 }
