@@ -102,10 +102,15 @@ where
                         let before = store.state();
                         writer.apply_watcher_event(&ev);
                         let after = store.state();
+                        // one map, not a scan of `before` per object: a relist of 10,000 objects
+                        // must not cost 10,000² comparisons
+                        let before_by_ref: std::collections::HashMap<ObjectRef<K>, &Arc<K>> =
+                            before
+                                .iter()
+                                .map(|b| (ObjectRef::from_obj(b.as_ref()), b))
+                                .collect();
                         for o in &after {
-                            let old = before.iter().find(|b| {
-                                ObjectRef::from_obj(b.as_ref()) == ObjectRef::from_obj(o.as_ref())
-                            });
+                            let old = before_by_ref.get(&ObjectRef::from_obj(o.as_ref()));
                             for h in hs.iter() {
                                 h(old.map(|a| a.as_ref()), Some(o));
                             }

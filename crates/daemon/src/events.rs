@@ -4,14 +4,25 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Client, Resource, ResourceExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-/// Writes Events on behalf of one component.
+/// Writes Events on behalf of one component, a few at a time: a burst of events (10,000 pods
+/// scheduled) must not open a connection per event. Like upstream's broadcaster, events beyond
+/// [`MAX_PENDING_EVENTS`] waiting are dropped.
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
     component: String,
     host: Option<String>,
+    writers: Arc<tokio::sync::Semaphore>,
+    pending: Arc<AtomicUsize>,
 }
+
+/// Event writes in flight per recorder.
+const EVENT_WRITERS: usize = 4;
+/// Events waiting to be written, per recorder, beyond which new ones are dropped.
+pub const MAX_PENDING_EVENTS: usize = 1000;
 
 /// `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +38,8 @@ impl Recorder {
             client,
             component: component.to_string(),
             host: None,
+            writers: Arc::new(tokio::sync::Semaphore::new(EVENT_WRITERS)),
+            pending: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -85,11 +98,20 @@ impl Recorder {
             count: Some(1),
             ..Default::default()
         };
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_EVENTS {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(%reason, "event dropped: too many waiting");
+            return;
+        }
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let (writers, pending) = (self.writers.clone(), self.pending.clone());
         tokio::spawn(async move {
+            let permit = writers.acquire_owned().await;
             if let Err(e) = api.create(&PostParams::default(), &ev).await {
                 tracing::debug!(error = %e, "event not recorded");
             }
+            drop(permit);
+            pending.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

@@ -55,7 +55,13 @@ pub struct Scheduler {
     recorder: Recorder,
     /// Where the next cycle starts filtering (upstream's nextStartNodeIndex).
     next_start: std::sync::atomic::AtomicUsize,
+    /// Bindings in flight at most (each is one request; unbounded, a burst of thousands opens
+    /// a connection each).
+    binders: Arc<tokio::sync::Semaphore>,
 }
+
+/// Bindings in flight at most.
+const PARALLEL_BINDINGS: usize = 16;
 
 fn wants_scheduling(p: &Pod, name: &str) -> bool {
     let spec = p.spec.as_ref();
@@ -145,6 +151,7 @@ impl Scheduler {
             queue: queue.clone(),
             unschedulable: unschedulable.clone(),
             next_start: std::sync::atomic::AtomicUsize::new(0),
+            binders: Arc::new(tokio::sync::Semaphore::new(PARALLEL_BINDINGS)),
         });
         {
             let (cache, q, s2) = (cache.clone(), queue.clone(), Arc::downgrade(&s));
@@ -297,7 +304,9 @@ impl Scheduler {
         self.unschedulable.lock().unwrap().remove(key);
         let s = self.clone();
         let key = key.to_string();
+        let permit = self.binders.clone().acquire_owned().await;
         tokio::spawn(async move {
+            let _permit = permit;
             match s.bind(&pod, &host).await {
                 Ok(()) => {
                     s.queue.forget(&key);
