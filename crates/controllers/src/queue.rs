@@ -1,8 +1,11 @@
 //! A work queue keyed by object with client-go's semantics: a key queued while it is being
 //! processed is processed again afterwards (never concurrently), duplicates collapse, and failed
-//! keys come back after an exponential per-key backoff.
+//! keys come back after an exponential per-key backoff. Keys come out highest priority first
+//! (the scheduler's activeQ orders pods by spec.priority), first in first out within a priority;
+//! controllers never set one, so theirs is a plain FIFO.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +13,22 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<String>,
+    /// (highest priority first, arrival order) → key
+    queue: BTreeMap<(Reverse<i32>, u64), String>,
+    arrivals: u64,
+    /// The priority of keys added with a non-zero one.
+    priority: HashMap<String, i32>,
     dirty: HashSet<String>,
     processing: HashSet<String>,
     failures: HashMap<String, u32>,
+}
+
+impl State {
+    fn push(&mut self, key: String) {
+        let priority = self.priority.get(&key).copied().unwrap_or(0);
+        self.arrivals += 1;
+        self.queue.insert((Reverse(priority), self.arrivals), key);
+    }
 }
 
 /// A deduplicating, rate-limited work queue of object keys (`ns/name` or `name`).
@@ -52,9 +67,24 @@ impl WorkQueue {
         if st.processing.contains(&key) {
             return;
         }
-        st.queue.push_back(key);
+        st.push(key);
         drop(st);
         self.notify.notify_one();
+    }
+
+    /// Queues `key` with `priority` (higher comes out first); the priority is kept for the key's
+    /// later re-queues.
+    pub fn add_with_priority(&self, key: impl Into<String>, priority: i32) {
+        let key = key.into();
+        {
+            let mut st = self.state.lock().unwrap();
+            if priority == 0 {
+                st.priority.remove(&key);
+            } else {
+                st.priority.insert(key.clone(), priority);
+            }
+        }
+        self.add(key);
     }
 
     /// Queues `key` after `delay`.
@@ -88,7 +118,9 @@ impl WorkQueue {
 
     /// Forgets the failure history of `key`.
     pub fn forget(&self, key: &str) {
-        self.state.lock().unwrap().failures.remove(key);
+        let mut st = self.state.lock().unwrap();
+        st.failures.remove(key);
+        st.priority.remove(key);
     }
 
     /// Number of failures recorded for `key`.
@@ -116,7 +148,7 @@ impl WorkQueue {
     /// Takes the next key if one is queued.
     pub fn try_get(&self) -> Option<String> {
         let mut st = self.state.lock().unwrap();
-        let k = st.queue.pop_front()?;
+        let (_, k) = st.queue.pop_first()?;
         st.dirty.remove(&k);
         st.processing.insert(k.clone());
         let more = !st.queue.is_empty();
@@ -132,7 +164,7 @@ impl WorkQueue {
         let mut st = self.state.lock().unwrap();
         st.processing.remove(key);
         if st.dirty.contains(key) {
-            st.queue.push_back(key.to_string());
+            st.push(key.to_string());
             drop(st);
             self.notify.notify_one();
         }
@@ -212,6 +244,30 @@ mod tests {
         q.done("a");
         q.done("b");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn higher_priority_first_fifo_within_and_kept_on_requeue() {
+        let q = WorkQueue::new("t");
+        q.add("low-1");
+        q.add_with_priority("high", 1000);
+        q.add("low-2");
+        q.add_with_priority("mid", 10);
+        let order: Vec<String> = std::iter::from_fn(|| q.try_get()).collect();
+        assert_eq!(order, ["high", "mid", "low-1", "low-2"]);
+        // "high" re-added while processing comes back ahead of a later plain key
+        q.add("high");
+        q.add("low-3");
+        q.done("high");
+        assert_eq!(q.try_get().as_deref(), Some("high"));
+        // forget drops the remembered priority
+        q.forget("high");
+        q.done("high");
+        for k in ["mid", "low-1", "low-2"] {
+            q.done(k);
+        }
+        q.add("high");
+        assert_eq!(q.try_get().as_deref(), Some("low-3"));
     }
 
     #[test]

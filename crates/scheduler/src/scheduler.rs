@@ -176,7 +176,9 @@ impl Scheduler {
                         });
                         let parked = unsched.lock().unwrap().contains_key(&key);
                         if wants_scheduling(p, &name) && !(status_only && parked) {
-                            q.add(key);
+                            // the activeQ: higher spec.priority first
+                            let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+                            q.add_with_priority(key, priority);
                         }
                         // a pod finishing frees room
                         if was_bound
