@@ -377,7 +377,17 @@ fn service_rules(
 
     let (internal_filter, external_filter) = if !has_endpoints {
         let comment = format!("\"{name} has no endpoints\"");
-        (Some(("REJECT", comment.clone())), Some(("REJECT", comment)))
+        // kube-proxy rejects with ICMP port-unreachable. When the rejecting node and the client
+        // share a CPU's softirq (a pod on the node, veth), the ICMP often arrives while connect()
+        // still holds the socket lock and is dropped (TcpExtLockDroppedIcmps), so the client sees
+        // the refusal only after the 1 s SYN retransmit. A TCP reset is never dropped that way:
+        // refused at once.
+        let reject = if protocol == "tcp" {
+            "REJECT --reject-with tcp-reset"
+        } else {
+            "REJECT"
+        };
+        (Some((reject, comment.clone())), Some((reject, comment)))
     } else {
         let no_local = format!("\"{name} has no local endpoints\"");
         (

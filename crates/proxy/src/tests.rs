@@ -354,11 +354,11 @@ fn service_without_endpoints_is_rejected_in_filter() {
     );
     assert_eq!(
         chain(&rules, Table::Filter, "KUBE-SERVICES"),
-        ["-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m tcp -p tcp -d 10.96.0.41 --dport 80 -j REJECT"]
+        ["-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m tcp -p tcp -d 10.96.0.41 --dport 80 -j REJECT --reject-with tcp-reset"]
     );
     assert_eq!(
         chain(&rules, Table::Filter, "KUBE-EXTERNAL-SERVICES"),
-        ["-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT"]
+        ["-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT --reject-with tcp-reset"]
     );
     assert!(chains_with_prefix(&rules, Table::Nat, "KUBE-SVC-").is_empty());
     assert!(chain(&rules, Table::Nat, "KUBE-NODEPORTS").is_empty());
