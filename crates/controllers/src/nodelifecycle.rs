@@ -1,8 +1,10 @@
 //! Node lifecycle: allocates node.spec.podCIDR (/24s out of --cluster-cidr, never two nodes the
 //! same one), watches node heartbeats (the node's Lease in kube-node-lease and its Ready
-//! condition) and marks a silent node Ready=Unknown with the unreachable NoExecute taint, evicts
-//! its pods once their toleration runs out (default --pod-eviction-timeout), and lifts the taints
-//! when the node reports Ready again.
+//! condition) and marks a silent node Ready=Unknown with the unreachable NoSchedule and NoExecute
+//! taints (not-ready ones for a node that reports NotReady), evicts its pods once their
+//! toleration runs out (the apiserver gives every pod one, --default-unreachable-toleration-
+//! seconds; --pod-eviction-timeout only covers pods without any), and lifts the taints when the
+//! node reports Ready again.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
