@@ -30,7 +30,8 @@
 //! | `info` | detected cgroup layout (`v2`, `hybrid`, `v1`) |
 //!
 //! `SandboxConfig`: `{name, namespace, uid, id?, hostname?, host_network, host_ipc, host_pid,
-//! share_pid, dns: {servers, searches, options}, extra_hosts: ["IP name"], pause_image?,
+//! share_pid, dns?: {servers, searches, options} (absent: a copy of the host's resolv.conf;
+//! present: exactly these, empty included), extra_hosts: ["IP name"], pause_image?,
 //! resources, labels, annotations}`. The sandbox's network namespace is
 //! `SandboxState.netns` (`/proc/<pause pid>/ns/net`), alive as long as the sandbox.
 //!
