@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use runtime::runtime::{ContainerState, SandboxState};
@@ -83,6 +85,60 @@ pub struct Minirun {
     binary: PathBuf,
     root: PathBuf,
     cgroup_root: String,
+    listings: Arc<Listings>,
+}
+
+/// How long a listing is shared with later callers when nothing changed meanwhile.
+const LISTING_TTL: Duration = Duration::from_millis(250);
+
+/// One shared listing: callers that ask while it runs wait for it, and callers within
+/// [`LISTING_TTL`] after reuse it, unless this kubelet changed the runtime since it started.
+#[derive(Debug)]
+struct Listing<T> {
+    slot: tokio::sync::Mutex<Option<(u64, Instant, Arc<T>)>>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// The listings every pod worker and the PLEG ask for, coalesced: a burst of 50 pods would
+/// otherwise spawn a `minirun ps` (which reads every container's state) per worker per step.
+/// Every change this kubelet makes through the runtime bumps `generation`, so a worker always
+/// sees its own changes; exits seen only by the runtime show up within [`LISTING_TTL`].
+#[derive(Debug, Default)]
+struct Listings {
+    generation: AtomicU64,
+    containers: Listing<Vec<ContainerState>>,
+    sandboxes: Listing<Vec<SandboxState>>,
+    images: Listing<Vec<serde_json::Value>>,
+}
+
+impl Listings {
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn get<T, F, Fut>(&self, listing: &Listing<T>, list: F) -> Result<Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut slot = listing.slot.lock().await;
+        let now_generation = self.generation.load(Ordering::SeqCst);
+        if let Some((generation, at, value)) = slot.as_ref() {
+            if *generation == now_generation && at.elapsed() < LISTING_TTL {
+                return Ok(value.clone());
+            }
+        }
+        let value = Arc::new(list().await?);
+        *slot = Some((now_generation, Instant::now(), value.clone()));
+        Ok(value)
+    }
 }
 
 impl Minirun {
@@ -92,6 +148,7 @@ impl Minirun {
             binary: binary.into(),
             root: root.into(),
             cgroup_root: cgroup_root.to_string(),
+            listings: Arc::default(),
         }
     }
 
@@ -169,26 +226,37 @@ fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
 #[async_trait]
 impl ContainerRuntime for Minirun {
     async fn create_sandbox(&self, cfg: &SandboxConfig) -> Result<SandboxState> {
-        self.run_json(
-            &["sandbox", "create", "--config", "-"],
-            Some(&json_bytes(cfg)),
-        )
-        .await
+        let created = self
+            .run_json(
+                &["sandbox", "create", "--config", "-"],
+                Some(&json_bytes(cfg)),
+            )
+            .await;
+        self.listings.changed();
+        created
     }
 
     async fn stop_sandbox(&self, id: &str, grace: Duration) -> Result<()> {
         let t = grace.as_secs().to_string();
-        self.run(&["sandbox", "stop", id, "-t", &t], None).await?;
-        Ok(())
+        let stopped = self.run(&["sandbox", "stop", id, "-t", &t], None).await;
+        self.listings.changed();
+        stopped.map(drop)
     }
 
     async fn remove_sandbox(&self, id: &str) -> Result<()> {
-        self.run(&["sandbox", "rm", id], None).await?;
-        Ok(())
+        let removed = self.run(&["sandbox", "rm", id], None).await;
+        self.listings.changed();
+        removed.map(drop)
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxState>> {
-        self.run_json(&["pods", "--json"], None).await
+        let listings = &self.listings;
+        let list = listings
+            .get(&listings.sandboxes, || {
+                self.run_json(&["pods", "--json"], None)
+            })
+            .await?;
+        Ok(list.as_ref().clone())
     }
 
     async fn create_container(
@@ -196,37 +264,54 @@ impl ContainerRuntime for Minirun {
         sandbox: &str,
         cfg: &ContainerConfig,
     ) -> Result<ContainerState> {
-        self.run_json(
-            &["create", "--sandbox", sandbox, "--config", "-"],
-            Some(&json_bytes(cfg)),
-        )
-        .await
+        let created = self
+            .run_json(
+                &["create", "--sandbox", sandbox, "--config", "-"],
+                Some(&json_bytes(cfg)),
+            )
+            .await;
+        self.listings.changed();
+        created
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
-        self.run(&["start", id], None).await?;
-        Ok(())
+        let started = self.run(&["start", id], None).await;
+        self.listings.changed();
+        started.map(drop)
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         let t = grace.as_secs().to_string();
-        self.run(&["stop", id, "-t", &t], None).await?;
-        Ok(())
+        let stopped = self.run(&["stop", id, "-t", &t], None).await;
+        self.listings.changed();
+        stopped.map(drop)
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        self.run(&["rm", id], None).await?;
-        Ok(())
+        let removed = self.run(&["rm", id], None).await;
+        self.listings.changed();
+        removed.map(drop)
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerState>> {
-        self.run_json(&["ps", "-a", "--json"], None).await
+        let listings = &self.listings;
+        let list = listings
+            .get(&listings.containers, || {
+                self.run_json(&["ps", "-a", "--json"], None)
+            })
+            .await?;
+        Ok(list.as_ref().clone())
     }
 
     async fn image_id(&self, reference: &str) -> Result<Option<String>> {
-        let images: Vec<serde_json::Value> = self.run_json(&["images", "--json"], None).await?;
+        let listings = &self.listings;
+        let images = listings
+            .get(&listings.images, || {
+                self.run_json(&["images", "--json"], None)
+            })
+            .await?;
         let wanted = normalize_reference(reference);
-        for img in images {
+        for img in images.iter() {
             let names = img
                 .get("names")
                 .and_then(|n| n.as_array())
@@ -246,7 +331,9 @@ impl ContainerRuntime for Minirun {
     async fn pull(&self, reference: &str, policy: &str) -> Result<String> {
         let out = self
             .run(&["pull", reference, "--policy", policy], None)
-            .await?;
+            .await;
+        self.listings.changed();
+        let out = out?;
         let text = String::from_utf8_lossy(&out);
         Ok(text
             .split_whitespace()
@@ -259,8 +346,9 @@ impl ContainerRuntime for Minirun {
         let mut args: Vec<&str> = vec!["load"];
         let paths: Vec<String> = tarballs.iter().map(|p| p.display().to_string()).collect();
         args.extend(paths.iter().map(String::as_str));
-        self.run(&args, None).await?;
-        Ok(())
+        let loaded = self.run(&args, None).await;
+        self.listings.changed();
+        loaded.map(drop)
     }
 
     async fn exec_sync(
@@ -319,6 +407,45 @@ pub fn normalize_reference(r: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn listings_are_shared_until_this_kubelet_changes_something() {
+        use std::sync::atomic::AtomicUsize;
+        let listings = Listings::default();
+        let calls = AtomicUsize::new(0);
+        let list = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Vec::<ContainerState>::new())
+        };
+        // concurrent callers share one listing, and a later one within the TTL reuses it
+        let (a, b) = tokio::join!(
+            listings.get(&listings.containers, list),
+            listings.get(&listings.containers, list)
+        );
+        assert!(a.is_ok() && b.is_ok());
+        listings.get(&listings.containers, list).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // a change made through the runtime forces a fresh listing
+        listings.changed();
+        listings.get(&listings.containers, list).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // and so does age
+        tokio::time::sleep(LISTING_TTL + Duration::from_millis(20)).await;
+        listings.get(&listings.containers, list).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // a failed listing is not remembered
+        let failing = || async {
+            Err::<Vec<ContainerState>, _>(CriError::Failed {
+                command: "ps".into(),
+                message: "boom".into(),
+            })
+        };
+        listings.changed();
+        assert!(listings.get(&listings.containers, failing).await.is_err());
+        listings.get(&listings.containers, list).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
 
     #[test]
     fn references_normalize_like_docker() {
