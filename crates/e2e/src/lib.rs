@@ -4,7 +4,7 @@
 //! down by `cluster down` on drop (also when a test fails), after which nothing may be left.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -379,59 +379,8 @@ impl Cluster {
     /// Everything of this cluster still on the machine after `down`: namespaces, mounts,
     /// processes, cgroups, state.
     pub fn leftovers(&self) -> Vec<String> {
-        let mut left = network::lab::leftovers(&format!("mc-{}-", self.name));
-        let needle = self.state_dir().to_string_lossy().to_string();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        left.extend(
-            mountinfo
-                .lines()
-                .filter(|l| l.contains(&needle))
-                .map(|l| format!("mount {l}")),
-        );
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let pid = entry.file_name().to_string_lossy().to_string();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
-            if !zombie && cmdline.contains(&needle) {
-                left.push(format!("process {pid}: {cmdline}"));
-            }
-        }
-        let cgroup_prefix = format!("minicluster-{}-", self.name);
-        for root in cgroup_roots() {
-            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&cgroup_prefix)
-                {
-                    left.push(format!("cgroup {}", entry.path().display()));
-                }
-            }
-        }
-        if self.state_dir().exists() {
-            left.push(format!("state dir {}", self.state_dir().display()));
-        }
-        left
+        testkit::leftovers::cluster(&self.name, &self.state_dir())
     }
-}
-
-/// Where node cgroups can live: the unified hierarchy, or each v1 controller.
-fn cgroup_roots() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut roots = vec![base.to_path_buf()];
-    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            roots.push(entry.path());
-        }
-    }
-    roots
 }
 
 impl Drop for Cluster {

@@ -256,38 +256,30 @@ fn node_routes_to(cluster: &Cluster, node: usize, ip: &str) -> bool {
 
 /// How long after `since` it took until no node routes to `ip` any more.
 fn wait_unrouted(cluster: &Cluster, ip: &str, since: Instant) -> Duration {
-    wait_for(
-        &format!("every node to stop routing to {ip}"),
-        Duration::from_secs(60),
-        || {
-            let still: Vec<usize> = (0..NODES)
-                .filter(|&i| node_routes_to(cluster, i, ip))
-                .collect();
-            if still.is_empty() {
-                Ok(since.elapsed())
-            } else {
-                Err(format!("nodes {still:?} still route to {ip}"))
-            }
-        },
-    )
+    wait_routing(cluster, ip, false, since)
 }
 
 /// How long after `since` it took until every node routes to `ip`.
 fn wait_routed(cluster: &Cluster, ip: &str, since: Instant) -> Duration {
-    wait_for(
-        &format!("every node to route to {ip}"),
-        Duration::from_secs(60),
-        || {
-            let missing: Vec<usize> = (0..NODES)
-                .filter(|&i| !node_routes_to(cluster, i, ip))
-                .collect();
-            if missing.is_empty() {
-                Ok(since.elapsed())
-            } else {
-                Err(format!("nodes {missing:?} do not route to {ip} yet"))
-            }
-        },
-    )
+    wait_routing(cluster, ip, true, since)
+}
+
+fn wait_routing(cluster: &Cluster, ip: &str, routed: bool, since: Instant) -> Duration {
+    let what = if routed {
+        format!("every node to route to {ip}")
+    } else {
+        format!("every node to stop routing to {ip}")
+    };
+    wait_for(&what, Duration::from_secs(60), || {
+        let wrong: Vec<usize> = (0..NODES)
+            .filter(|&i| node_routes_to(cluster, i, ip) != routed)
+            .collect();
+        if wrong.is_empty() {
+            Ok(since.elapsed())
+        } else {
+            Err(format!("nodes {wrong:?} not there yet"))
+        }
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -375,13 +367,17 @@ fn deploy_expose_and_reach_from_every_node(cluster: &Cluster) {
     let web = wait_ready_pods(cluster, "app=web", 3);
     let nodes: BTreeSet<&String> = web.values().map(|(n, _)| n).collect();
     assert!(nodes.len() >= 2, "3 replicas on one node: {web:?}");
-    // The first revision's pods (before the probe patch) may still be draining: wait until no
-    // node sends them traffic (as on Kubernetes, that follows the Endpoints by a moment).
+    // The proxies follow the Endpoints by a moment (as on Kubernetes): wait until every node
+    // routes to the ready pods and no longer to the first revision's pods (before the probe
+    // patch), which may still be draining.
     for pod in items(&cluster.get_json(&["pods", "-l", "app=web"])) {
-        if !web.contains_key(&name_of(&pod)) {
-            if let Some(ip) = pod["status"]["podIP"].as_str() {
-                wait_unrouted(cluster, ip, Instant::now());
-            }
+        let Some(ip) = pod["status"]["podIP"].as_str() else {
+            continue;
+        };
+        if web.contains_key(&name_of(&pod)) {
+            wait_routed(cluster, ip, Instant::now());
+        } else {
+            wait_unrouted(cluster, ip, Instant::now());
         }
     }
 

@@ -117,46 +117,7 @@ impl TestCluster {
 
     /// Everything of this cluster still on the machine.
     fn leftovers(&self) -> Vec<String> {
-        let mut left: Vec<String> = testkit::netns::leftovers(&format!("mc-{}-", self.name));
-        let needle = self.state_dir().to_string_lossy().to_string();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        left.extend(
-            mountinfo
-                .lines()
-                .filter(|l| l.contains(&needle))
-                .map(|l| format!("mount {l}")),
-        );
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !name.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
-            if !zombie && cmdline.contains(&needle) {
-                left.push(format!("process {name}: {cmdline}"));
-            }
-        }
-        for i in 0..2 {
-            let cgroup = format!("minicluster-{}-n{i}", self.name);
-            for entry in std::fs::read_dir("/sys/fs/cgroup")
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if entry.path().join(&cgroup).exists() {
-                    left.push(format!("cgroup {}", entry.path().join(&cgroup).display()));
-                }
-            }
-        }
-        if self.state_dir().exists() {
-            left.push(format!("state dir {}", self.state_dir().display()));
-        }
-        left
+        testkit::leftovers::cluster(&self.name, &self.state_dir())
     }
 }
 

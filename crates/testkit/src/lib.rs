@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod etcd;
+pub mod leftovers;
 pub mod netns;
 
 use std::net::TcpListener;
