@@ -1,4 +1,5 @@
-//! The proxy's control loop: reflectors over Services and EndpointSlices, and a sync loop that
+//! The proxy's control loop: reflectors over Services and EndpointSlices feeding a change
+//! tracker, and a sync loop that
 //! coalesces bursts of changes (at most one sync per `min_sync_period`) and resyncs every
 //! `sync_period`, like kube-proxy's BoundedFrequencyRunner.
 
@@ -17,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::iptables::{Conntrack, Iptables};
 use crate::metrics::{Health, Metrics};
-use crate::model::{snapshot, Snapshot};
+use crate::model::Snapshot;
 use crate::syncer::Syncer;
+use crate::tracker::ChangeTracker;
 
 /// Runs `sync` when `trigger` fires, at most once per `min_sync_period` (changes arriving in
 /// between are folded into one sync), and at least every `sync_period`. A failed sync (false)
@@ -57,34 +59,34 @@ pub async fn sync_loop<F, Fut>(
     }
 }
 
-/// Caches of the watched objects.
+/// Caches of the watched objects and the snapshot kept from their events.
 #[derive(Clone)]
 pub struct Caches {
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
+    pub tracker: Arc<Mutex<ChangeTracker>>,
 }
 
 impl Caches {
-    /// The current snapshot for `node_name`.
-    pub fn snapshot(&self, node_name: &str) -> Snapshot {
-        let services = self.services.state();
-        let slices = self.slices.state();
-        snapshot(
-            services.iter().map(|s| s.as_ref()),
-            slices.iter().map(|s| s.as_ref()),
-            node_name,
-        )
+    /// The current snapshot (only services changed since the last call are rebuilt).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.tracker
+            .lock()
+            .expect("tracker lock")
+            .snapshot(&self.services, &self.slices)
     }
 }
 
-/// Starts the reflectors; every event pokes `trigger`. Returns the caches once both have
-/// listed (the proxy must not program a partial view).
-pub async fn start_watches(client: kube::Client, trigger: Arc<Notify>) -> Caches {
+/// Starts the reflectors; every event is noted by the tracker and pokes `trigger`. Returns the
+/// caches once both have listed (the proxy must not program a partial view).
+pub async fn start_watches(client: kube::Client, node_name: &str, trigger: Arc<Notify>) -> Caches {
     let (services, service_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
+    let tracker = Arc::new(Mutex::new(ChangeTracker::new(node_name)));
     let service_api: Api<Service> = Api::all(client.clone());
     let slice_api: Api<EndpointSlice> = Api::all(client);
     let poke = trigger.clone();
+    let noted = tracker.clone();
     tokio::spawn(async move {
         reflector(
             service_writer,
@@ -92,8 +94,9 @@ pub async fn start_watches(client: kube::Client, trigger: Arc<Notify>) -> Caches
         )
         .default_backoff()
         .for_each(|event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "service watch");
+            match event {
+                Ok(event) => noted.lock().expect("tracker lock").service_event(&event),
+                Err(e) => tracing::warn!(error = %e, "service watch"),
             }
             poke.notify_one();
             futures::future::ready(())
@@ -101,12 +104,14 @@ pub async fn start_watches(client: kube::Client, trigger: Arc<Notify>) -> Caches
         .await;
     });
     let poke = trigger.clone();
+    let noted = tracker.clone();
     tokio::spawn(async move {
         reflector(slice_writer, watcher(slice_api, watcher::Config::default()))
             .default_backoff()
             .for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, "endpointslice watch");
+                match event {
+                    Ok(event) => noted.lock().expect("tracker lock").slice_event(&event),
+                    Err(e) => tracing::warn!(error = %e, "endpointslice watch"),
                 }
                 poke.notify_one();
                 futures::future::ready(())
@@ -115,7 +120,11 @@ pub async fn start_watches(client: kube::Client, trigger: Arc<Notify>) -> Caches
     });
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
-    Caches { services, slices }
+    Caches {
+        services,
+        slices,
+        tracker,
+    }
 }
 
 /// How often the proxy syncs.
@@ -141,13 +150,13 @@ pub async fn run<I, C>(
     C: Conntrack + 'static,
 {
     let trigger = Arc::new(Notify::new());
-    let caches = start_watches(client, trigger.clone()).await;
+    let caches = start_watches(client, &node_name, trigger.clone()).await;
     tracing::info!("caches synced, programming rules");
     trigger.notify_one();
     let syncer = Arc::new(Mutex::new(syncer));
     let sync = || {
         let syncer = syncer.clone();
-        let snapshot = caches.snapshot(&node_name);
+        let snapshot = caches.snapshot();
         let metrics = metrics.clone();
         let health = health.clone();
         async move {

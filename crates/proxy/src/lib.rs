@@ -9,6 +9,7 @@ pub mod model;
 pub mod route;
 pub mod rules;
 pub mod syncer;
+pub mod tracker;
 
 #[cfg(test)]
 mod tests;

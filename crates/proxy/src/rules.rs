@@ -2,9 +2,10 @@
 //! per-table chain contents for a snapshot, the jump rules from the built-in chains, and the
 //! `iptables-restore --noflush` text that rewrites only the chains that changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
@@ -114,15 +115,79 @@ pub fn probability(remaining: usize) -> String {
 /// Chain contents of one table: chain name → full rule lines (`-A CHAIN ...`), in order.
 pub type Chains = BTreeMap<String, Vec<String>>;
 
-/// The desired content of every chain the proxy owns, per table.
+/// The generated rules of one service port: its lines in the base chains (KUBE-SERVICES,
+/// KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES) and the chains only it uses (KUBE-SVC/SVL/EXT/SEP,
+/// whose names hash the service port name, so no two ports share one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceRules {
+    /// Lines for the base chains, in order: (table, base chain, line).
+    pub shared: Vec<(Table, &'static str, String)>,
+    /// The port's own chains with their lines.
+    pub own: BTreeMap<(Table, String), Vec<String>>,
+}
+
+impl ServiceRules {
+    fn shared(&mut self, table: Table, chain: &'static str, args: std::fmt::Arguments<'_>) {
+        self.shared
+            .push((table, chain, format!("-A {chain} {args}")));
+    }
+
+    fn own_chain(&mut self, table: Table, chain: &str) -> &mut Vec<String> {
+        self.own.entry((table, chain.to_string())).or_default()
+    }
+
+    fn own(&mut self, table: Table, chain: &str, args: std::fmt::Arguments<'_>) {
+        let line = format!("-A {chain} {args}");
+        self.own_chain(table, chain).push(line);
+    }
+}
+
+/// One service port as generated: the inputs (to tell whether it changed) and its rules.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub port: ServicePort,
+    pub endpoints: Vec<Endpoint>,
+    pub rules: ServiceRules,
+    /// Per table (in `Table::ALL` order): own chains and own rules.
+    own_counts: [(usize, usize); 2],
+}
+
+impl ServiceEntry {
+    fn new(port: &ServicePort, endpoints: &[Endpoint], config: &RuleConfig) -> Self {
+        let rules = service_rules(port, endpoints, config);
+        let own_counts = Table::ALL.map(|table| {
+            rules
+                .own
+                .iter()
+                .filter(|((t, _), _)| *t == table)
+                .fold((0, 0), |(chains, lines), (_, l)| {
+                    (chains + 1, lines + l.len())
+                })
+        });
+        ServiceEntry {
+            port: port.clone(),
+            endpoints: endpoints.to_vec(),
+            rules,
+            own_counts,
+        }
+    }
+}
+
+/// The desired content of every chain the proxy owns. Each service port's rules are kept
+/// apart and shared (`Arc`) between successive rule sets while the port and its endpoints do
+/// not change, so a sync regenerates and compares only the ports that changed (upstream's
+/// change trackers serve the same purpose).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleSet {
-    pub tables: BTreeMap<Table, Chains>,
+    /// The base chains, complete with every service port's lines in them.
+    base: BTreeMap<Table, Chains>,
+    /// Per service port, its inputs and rules.
+    services: BTreeMap<ServicePortName, Arc<ServiceEntry>>,
 }
 
 impl RuleSet {
-    fn chain(&mut self, table: Table, chain: &str) -> &mut Vec<String> {
-        let chains = self.tables.entry(table).or_default();
+    fn base_chain(&mut self, table: Table, chain: &str) -> &mut Vec<String> {
+        let chains = self.base.entry(table).or_default();
         if !chains.contains_key(chain) {
             chains.insert(chain.to_string(), Vec::new());
         }
@@ -132,22 +197,74 @@ impl RuleSet {
     fn rule(&mut self, table: Table, chain: &str, args: std::fmt::Arguments<'_>) {
         let mut line = String::with_capacity(128);
         let _ = write!(line, "-A {chain} {args}");
-        self.chain(table, chain).push(line);
+        self.base_chain(table, chain).push(line);
     }
 
-    /// The chains of `table` (empty when the table has none).
-    pub fn chains(&self, table: Table) -> impl Iterator<Item = (&String, &Vec<String>)> {
-        self.tables.get(&table).into_iter().flatten()
+    /// The lines of `chain` in `table`, if the proxy wants that chain.
+    pub fn chain(&self, table: Table, chain: &str) -> Option<&[String]> {
+        if let Some(lines) = self.base.get(&table).and_then(|c| c.get(chain)) {
+            return Some(lines);
+        }
+        let key = (table, chain.to_string());
+        self.services
+            .values()
+            .find_map(|e| e.rules.own.get(&key).map(Vec::as_slice))
+    }
+
+    /// Every chain of `table` with its lines, sorted by name.
+    pub fn chains(&self, table: Table) -> Vec<(&str, &[String])> {
+        let mut out: Vec<(&str, &[String])> = self
+            .base
+            .get(&table)
+            .into_iter()
+            .flatten()
+            .map(|(name, lines)| (name.as_str(), lines.as_slice()))
+            .collect();
+        for entry in self.services.values() {
+            for ((t, name), lines) in &entry.rules.own {
+                if *t == table {
+                    out.push((name.as_str(), lines.as_slice()));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
     }
 
     /// Number of rules in `table`.
     pub fn rule_count(&self, table: Table) -> usize {
-        self.chains(table).map(|(_, rules)| rules.len()).sum()
+        let base: usize = self
+            .base
+            .get(&table)
+            .map_or(0, |c| c.values().map(Vec::len).sum());
+        base + self.own_counts(table).1
     }
 
     /// Number of chains in `table`.
     pub fn chain_count(&self, table: Table) -> usize {
-        self.tables.get(&table).map_or(0, BTreeMap::len)
+        self.base.get(&table).map_or(0, BTreeMap::len) + self.own_counts(table).0
+    }
+
+    /// The service ports' own (chains, rules) in `table`.
+    fn own_counts(&self, table: Table) -> (usize, usize) {
+        let index = Table::ALL
+            .iter()
+            .position(|t| *t == table)
+            .expect("a known table");
+        self.services
+            .values()
+            .map(|e| e.own_counts[index])
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// The rules generated for one service port.
+    pub fn service(&self, name: &ServicePortName) -> Option<&Arc<ServiceEntry>> {
+        self.services.get(name)
+    }
+
+    /// The generated service ports.
+    pub fn services(&self) -> &BTreeMap<ServicePortName, Arc<ServiceEntry>> {
+        &self.services
     }
 }
 
@@ -261,8 +378,42 @@ pub fn reachable_endpoints(port: &ServicePort, endpoints: &[Endpoint]) -> Vec<En
     all
 }
 
+/// Walks two maps with the same keys in key order together: each key with its value on either
+/// side (a merge join, so no lookups).
+pub fn merge_join<'a, K: Ord, A, B>(
+    left: &'a BTreeMap<K, A>,
+    right: &'a BTreeMap<K, B>,
+) -> impl Iterator<Item = (&'a K, Option<&'a A>, Option<&'a B>)> {
+    let mut left = left.iter().peekable();
+    let mut right = right.iter().peekable();
+    std::iter::from_fn(move || match (left.peek(), right.peek()) {
+        (None, None) => None,
+        (Some(_), None) => left.next().map(|(k, a)| (k, Some(a), None)),
+        (None, Some(_)) => right.next().map(|(k, b)| (k, None, Some(b))),
+        (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+            std::cmp::Ordering::Less => left.next().map(|(k, a)| (k, Some(a), None)),
+            std::cmp::Ordering::Greater => right.next().map(|(k, b)| (k, None, Some(b))),
+            std::cmp::Ordering::Equal => {
+                let (k, a) = left.next().expect("peeked");
+                let (_, b) = right.next().expect("peeked");
+                Some((k, Some(a), Some(b)))
+            }
+        },
+    })
+}
+
 /// Generates every chain for `snapshot`.
 pub fn generate(snapshot: &Snapshot, config: &RuleConfig) -> RuleSet {
+    generate_from(None, snapshot, config)
+}
+
+/// Generates every chain for `snapshot`, reusing from `previous` (generated with the same
+/// `config`) the rules of every service port whose port and endpoints are unchanged.
+pub fn generate_from(
+    previous: Option<&RuleSet>,
+    snapshot: &Snapshot,
+    config: &RuleConfig,
+) -> RuleSet {
     let mut rules = RuleSet::default();
     for (table, chain) in [
         (Table::Filter, KUBE_SERVICES),
@@ -274,7 +425,7 @@ pub fn generate(snapshot: &Snapshot, config: &RuleConfig) -> RuleSet {
         (Table::Nat, KUBE_POSTROUTING),
         (Table::Nat, KUBE_MARK_MASQ),
     ] {
-        rules.chain(table, chain);
+        rules.base_chain(table, chain);
     }
     let nat = Table::Nat;
     let filter = Table::Filter;
@@ -315,9 +466,33 @@ pub fn generate(snapshot: &Snapshot, config: &RuleConfig) -> RuleSet {
         format_args!("-j MARK --or-mark {MASQ_MARK}"),
     );
 
-    for (port, endpoints) in snapshot.services.values() {
-        service_rules(&mut rules, port, endpoints, config);
+    static NONE: BTreeMap<ServicePortName, Arc<ServiceEntry>> = BTreeMap::new();
+    let previous_services = previous.map_or(&NONE, |p| &p.services);
+    // Shared lines gathered per base chain, then appended once (chain order: service order).
+    let mut shared: Vec<((Table, &'static str), Vec<String>)> = Vec::new();
+    let mut services = Vec::with_capacity(snapshot.services.len());
+    for (name, wanted, previous) in merge_join(&snapshot.services, previous_services) {
+        let Some((port, endpoints)) = wanted else {
+            continue;
+        };
+        let entry = match previous {
+            Some(entry) if entry.port == *port && entry.endpoints == *endpoints => entry.clone(),
+            _ => Arc::new(ServiceEntry::new(port, endpoints, config)),
+        };
+        for (table, chain, line) in &entry.rules.shared {
+            let key = (*table, *chain);
+            match shared.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lines)) => lines.push(line.clone()),
+                None => shared.push((key, vec![line.clone()])),
+            }
+        }
+        services.push((name.clone(), entry));
     }
+    for ((table, chain), lines) in shared {
+        rules.base_chain(table, chain).extend(lines);
+    }
+    // Already in key order: a bulk build.
+    rules.services = services.into_iter().collect();
 
     // The tail call to the nodeports chain must be the last rule of nat KUBE-SERVICES.
     if config.node_port_addresses.is_empty() {
@@ -343,12 +518,8 @@ pub fn generate(snapshot: &Snapshot, config: &RuleConfig) -> RuleSet {
 }
 
 /// The chains and rules of one service port, following upstream's `syncProxyRules` loop.
-fn service_rules(
-    rules: &mut RuleSet,
-    port: &ServicePort,
-    endpoints: &[Endpoint],
-    config: &RuleConfig,
-) {
+fn service_rules(port: &ServicePort, endpoints: &[Endpoint], config: &RuleConfig) -> ServiceRules {
+    let mut rules = ServiceRules::default();
     let nat = Table::Nat;
     let filter = Table::Filter;
     let name = port.name.to_string();
@@ -400,7 +571,7 @@ fn service_rules(
 
     // Capture the cluster IP.
     if has_internal {
-        rules.rule(
+        rules.shared(
             nat,
             KUBE_SERVICES,
             format_args!(
@@ -408,7 +579,7 @@ fn service_rules(
             ),
         );
     } else if let Some((target, comment)) = &internal_filter {
-        rules.rule(
+        rules.shared(
             filter,
             KUBE_SERVICES,
             format_args!(
@@ -420,7 +591,7 @@ fn service_rules(
     // Capture the NodePort.
     if let Some(node_port) = port.node_port {
         if has_endpoints {
-            rules.rule(
+            rules.shared(
                 nat,
                 KUBE_NODEPORTS,
                 format_args!(
@@ -429,7 +600,7 @@ fn service_rules(
             );
         }
         if let Some((target, comment)) = &external_filter {
-            rules.rule(
+            rules.shared(
                 filter,
                 KUBE_EXTERNAL_SERVICES,
                 format_args!(
@@ -442,7 +613,7 @@ fn service_rules(
     // Masquerade cluster-IP traffic from outside the pod network.
     if has_internal {
         if let Some(cidr) = config.cluster_cidr {
-            rules.rule(
+            rules.own(
                 nat,
                 internal_chain,
                 format_args!(
@@ -451,7 +622,7 @@ fn service_rules(
             );
         } else {
             // Without a pod network to tell local from remote, masquerade everything.
-            rules.rule(
+            rules.own(
                 nat,
                 internal_chain,
                 format_args!(
@@ -463,9 +634,9 @@ fn service_rules(
 
     // External traffic: masquerade unless the policy is Local, then the policy chain.
     if uses_external_chain {
-        rules.chain(nat, &external_chain);
+        rules.own_chain(nat, &external_chain);
         if !port.external_policy_local {
-            rules.rule(
+            rules.own(
                 nat,
                 &external_chain,
                 format_args!(
@@ -474,7 +645,7 @@ fn service_rules(
             );
         } else {
             if let Some(cidr) = config.cluster_cidr {
-                rules.rule(
+                rules.own(
                     nat,
                     &external_chain,
                     format_args!(
@@ -482,14 +653,14 @@ fn service_rules(
                     ),
                 );
             }
-            rules.rule(
+            rules.own(
                 nat,
                 &external_chain,
                 format_args!(
                     "-m comment --comment \"masquerade LOCAL traffic for {name} external destinations\" -m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}"
                 ),
             );
-            rules.rule(
+            rules.own(
                 nat,
                 &external_chain,
                 format_args!(
@@ -498,7 +669,7 @@ fn service_rules(
             );
         }
         if has_external {
-            rules.rule(
+            rules.own(
                 nat,
                 &external_chain,
                 format_args!("-j {external_policy_chain}"),
@@ -507,12 +678,18 @@ fn service_rules(
     }
 
     if uses_cluster_chain {
-        rules.chain(nat, &cluster_chain);
-        endpoint_jumps(rules, port, &name, &cluster_chain, &categorized.cluster);
+        rules.own_chain(nat, &cluster_chain);
+        endpoint_jumps(
+            &mut rules,
+            port,
+            &name,
+            &cluster_chain,
+            &categorized.cluster,
+        );
     }
     if uses_local_chain {
-        rules.chain(nat, &local_chain);
-        endpoint_jumps(rules, port, &name, &local_chain, &categorized.local);
+        rules.own_chain(nat, &local_chain);
+        endpoint_jumps(&mut rules, port, &name, &local_chain, &categorized.local);
     }
 
     // One chain per endpoint: hairpin masquerade, affinity bookkeeping, DNAT.
@@ -520,13 +697,13 @@ fn service_rules(
         let address = endpoint.to_string();
         let chain = endpoint_chain(&port.name, protocol, &address);
         let endpoint_ip = endpoint.ip;
-        rules.rule(
+        rules.own(
             nat,
             &chain,
             format_args!("-m comment --comment {name} -s {endpoint_ip} -j {KUBE_MARK_MASQ}"),
         );
         if port.affinity_timeout_seconds.is_some() {
-            rules.rule(
+            rules.own(
                 nat,
                 &chain,
                 format_args!(
@@ -534,7 +711,7 @@ fn service_rules(
                 ),
             );
         } else {
-            rules.rule(
+            rules.own(
                 nat,
                 &chain,
                 format_args!(
@@ -543,11 +720,12 @@ fn service_rules(
             );
         }
     }
+    rules
 }
 
 /// Affinity and random-balancing jumps from a policy chain to its endpoints' chains.
 fn endpoint_jumps(
-    rules: &mut RuleSet,
+    rules: &mut ServiceRules,
     port: &ServicePort,
     name: &str,
     policy_chain: &str,
@@ -563,7 +741,7 @@ fn endpoint_jumps(
         .collect();
     if let Some(seconds) = port.affinity_timeout_seconds {
         for (chain, address) in &chains {
-            rules.rule(
+            rules.own(
                 Table::Nat,
                 policy_chain,
                 format_args!(
@@ -576,7 +754,7 @@ fn endpoint_jumps(
     for (i, (chain, address)) in chains.iter().enumerate() {
         if i + 1 < n {
             let p = probability(n - i);
-            rules.rule(
+            rules.own(
                 Table::Nat,
                 policy_chain,
                 format_args!(
@@ -584,7 +762,7 @@ fn endpoint_jumps(
                 ),
             );
         } else {
-            rules.rule(
+            rules.own(
                 Table::Nat,
                 policy_chain,
                 format_args!("-m comment --comment \"{name} -> {address}\" -j {chain}"),
@@ -607,43 +785,100 @@ pub struct BatchStats {
 /// The `iptables-restore --noflush` text that takes the proxy's chains from `applied` (None: an
 /// unknown state, so every chain is written) to `desired`, also deleting `stale` chains (found in
 /// the kernel but not desired). A table without changes is left out; an empty string means
-/// nothing to do.
-pub fn render_batch(
-    desired: &RuleSet,
-    applied: Option<&RuleSet>,
-    stale: &BTreeMap<Table, Vec<String>>,
+/// nothing to do. Service ports whose rules `desired` shares with `applied` are skipped without
+/// looking at their chains.
+pub fn render_batch<'a>(
+    desired: &'a RuleSet,
+    applied: Option<&'a RuleSet>,
+    stale: &'a BTreeMap<Table, Vec<String>>,
 ) -> (String, BatchStats) {
-    let mut out = String::new();
-    let mut stats = BatchStats::default();
+    static EMPTY: Chains = BTreeMap::new();
+    static NO_CHAINS: BTreeMap<(Table, String), Vec<String>> = BTreeMap::new();
+    type Changes<'a> = BTreeMap<Table, (Vec<(&'a str, &'a [String])>, Vec<&'a str>)>;
+    let mut changes: Changes<'a> = BTreeMap::new();
     for table in Table::ALL {
-        let empty = Chains::new();
-        let want = desired.tables.get(&table).unwrap_or(&empty);
-        let have = applied.map(|a| a.tables.get(&table).unwrap_or(&empty));
-        let changed: Vec<(&String, &Vec<String>)> = want
-            .iter()
-            .filter(|(chain, rules)| have.is_none_or(|h| h.get(*chain) != Some(*rules)))
-            .collect();
-        let mut removed: Vec<&String> = have
-            .into_iter()
-            .flat_map(|h| h.keys())
-            .filter(|chain| !want.contains_key(*chain))
-            .collect();
-        for chain in stale.get(&table).into_iter().flatten() {
-            if !want.contains_key(chain) && !removed.contains(&chain) {
+        let want = desired.base.get(&table).unwrap_or(&EMPTY);
+        let have = applied.map(|a| a.base.get(&table).unwrap_or(&EMPTY));
+        let (written, removed) = changes.entry(table).or_default();
+        for (chain, lines) in want {
+            if have.is_none_or(|h| h.get(chain) != Some(lines)) {
+                written.push((chain, lines));
+            }
+        }
+        for chain in have.into_iter().flat_map(|h| h.keys()) {
+            if !want.contains_key(chain) {
                 removed.push(chain);
             }
         }
-        if changed.is_empty() && removed.is_empty() {
+    }
+    fn own(entry: Option<&Arc<ServiceEntry>>) -> &BTreeMap<(Table, String), Vec<String>> {
+        entry.map_or(&NO_CHAINS, |e| &e.rules.own)
+    }
+    let mut diff_service = |want: Option<&'a Arc<ServiceEntry>>,
+                            have: Option<&'a Arc<ServiceEntry>>| {
+        if let (Some(w), Some(h)) = (want, have) {
+            if Arc::ptr_eq(w, h) {
+                return;
+            }
+        }
+        let (want, have) = (own(want), own(have));
+        for ((table, chain), lines) in want {
+            if applied.is_none() || have.get(&(*table, chain.clone())) != Some(lines) {
+                changes.entry(*table).or_default().0.push((chain, lines));
+            }
+        }
+        for (table, chain) in have.keys() {
+            if !want.contains_key(&(*table, chain.clone())) {
+                changes.entry(*table).or_default().1.push(chain);
+            }
+        }
+    };
+    match applied {
+        None => {
+            for entry in desired.services.values() {
+                diff_service(Some(entry), None);
+            }
+        }
+        Some(applied) => {
+            for (_, want, have) in merge_join(&desired.services, &applied.services) {
+                diff_service(want, have);
+            }
+        }
+    }
+    if stale.values().any(|chains| !chains.is_empty()) {
+        let wanted: HashSet<(Table, &str)> = Table::ALL
+            .iter()
+            .flat_map(|t| desired.chains(*t).into_iter().map(|(c, _)| (*t, c)))
+            .collect();
+        for (table, chains) in stale {
+            let (_, removed) = changes.entry(*table).or_default();
+            for chain in chains {
+                if !wanted.contains(&(*table, chain.as_str())) && !removed.contains(&chain.as_str())
+                {
+                    removed.push(chain);
+                }
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let mut stats = BatchStats::default();
+    for table in Table::ALL {
+        let Some((mut written, removed)) = changes.remove(&table) else {
+            continue;
+        };
+        if written.is_empty() && removed.is_empty() {
             continue;
         }
+        written.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let _ = writeln!(out, "*{}", table.as_str());
-        for (chain, _) in &changed {
+        for (chain, _) in &written {
             let _ = writeln!(out, ":{chain} - [0:0]");
         }
         for chain in &removed {
             let _ = writeln!(out, ":{chain} - [0:0]");
         }
-        for (_, lines) in &changed {
+        for (_, lines) in &written {
             for line in lines.iter() {
                 out.push_str(line);
                 out.push('\n');
@@ -654,7 +889,7 @@ pub fn render_batch(
             let _ = writeln!(out, "-X {chain}");
         }
         out.push_str("COMMIT\n");
-        stats.chains_written += changed.len();
+        stats.chains_written += written.len();
         stats.chains_deleted += removed.len();
     }
     (out, stats)

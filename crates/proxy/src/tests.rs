@@ -133,19 +133,18 @@ fn rules_for(services: &[Service], slices: &[EndpointSlice]) -> RuleSet {
 }
 
 fn chain<'a>(rules: &'a RuleSet, table: Table, name: &str) -> &'a [String] {
-    rules.tables[&table].get(name).unwrap_or_else(|| {
-        panic!(
-            "no chain {name} in {table:?}: {:?}",
-            rules.tables[&table].keys()
-        )
+    rules.chain(table, name).unwrap_or_else(|| {
+        let names: Vec<&str> = rules.chains(table).into_iter().map(|(c, _)| c).collect();
+        panic!("no chain {name} in {table:?}: {names:?}")
     })
 }
 
 fn chains_with_prefix(rules: &RuleSet, table: Table, prefix: &str) -> Vec<String> {
-    rules.tables[&table]
-        .keys()
+    rules
+        .chains(table)
+        .into_iter()
+        .map(|(c, _)| c.to_string())
         .filter(|c| c.starts_with(prefix))
-        .cloned()
         .collect()
 }
 
@@ -438,9 +437,10 @@ fn multiple_ports_and_named_target_ports_get_their_own_chains() {
     )];
     let rules = rules_for(&[svc], &slices);
     assert_eq!(chains_with_prefix(&rules, Table::Nat, "KUBE-SVC-").len(), 2);
-    let dnats: Vec<&String> = rules.tables[&Table::Nat]
-        .values()
-        .flatten()
+    let dnats: Vec<&String> = rules
+        .chains(Table::Nat)
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
         .filter(|r| r.contains("DNAT"))
         .collect();
     assert_eq!(dnats.len(), 2);
@@ -589,6 +589,57 @@ fn partial_sync_sends_only_changed_chains() {
     assert!(batch.contains("*filter") && batch.contains("has no endpoints"));
     assert!(batch.contains(&format!("-X {svc}\n")));
     assert!(batch.contains(&format!("-X {kept}\n")));
+}
+
+#[test]
+fn incremental_generation_reuses_unchanged_ports_and_equals_a_fresh_one() {
+    use crate::rules::{generate_from, render_batch};
+    let steps = [
+        snap(&["10.244.1.1", "10.244.1.2"]),
+        snap(&["10.244.1.1", "10.244.1.3"]),
+        snap(&[]),
+        snap(&["10.244.1.9"]),
+        snapshot(&[web_service(json!({}))], &[], "node-a"),
+        snap(&["10.244.1.1"]),
+    ];
+    let mut previous = generate(&steps[0], &config());
+    for next in &steps[1..] {
+        let incremental = generate_from(Some(&previous), next, &config());
+        let fresh = generate(next, &config());
+        assert_eq!(
+            incremental, fresh,
+            "incremental generation differs for {next:?}"
+        );
+        // Ports whose inputs are unchanged share their generated rules with the last set.
+        for (name, entry) in incremental.services() {
+            let unchanged = previous
+                .service(name)
+                .is_some_and(|p| p.port == entry.port && p.endpoints == entry.endpoints);
+            let shared = previous
+                .service(name)
+                .is_some_and(|p| std::sync::Arc::ptr_eq(p, entry));
+            assert_eq!(
+                unchanged, shared,
+                "{name}: reuse does not follow the inputs"
+            );
+        }
+        // The incremental batch and the one from fresh sets are the same text.
+        let fresh_previous = {
+            let mut rebuilt = Snapshot::default();
+            for (name, entry) in previous.services() {
+                rebuilt
+                    .services
+                    .insert(name.clone(), (entry.port.clone(), entry.endpoints.clone()));
+            }
+            generate(&rebuilt, &config())
+        };
+        let none = Default::default();
+        assert_eq!(
+            render_batch(&incremental, Some(&previous), &none),
+            render_batch(&fresh, Some(&fresh_previous), &none)
+        );
+        previous = incremental;
+    }
 }
 
 #[test]

@@ -1,17 +1,55 @@
 //! proxy-bench: mini-proxy sync times for 1,000 / 5,000 / 10,000 services × 5 endpoints and a
-//! one-endpoint change at 10,000 services, each against the bare `iptables-restore` time of the
-//! same rule text (the physical floor), inside throwaway network namespaces. Run as root:
-//! `cargo run --release -p proxy --bin proxy-bench`.
+//! one-endpoint change at each size, each against the bare `iptables-restore` time of the
+//! same rule text (the physical floor), inside throwaway network namespaces. The one-endpoint
+//! change also reports the proxy's own share (the sync minus the time spent in iptables) and the
+//! time to build the proxy's snapshot from 10,000 Service and EndpointSlice objects. Run as root:
+//! `cargo run --release -p proxy --bin proxy-bench`; `PROXY_BENCH_SIZES=10000` runs one size.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
 use proxy::iptables::{Exec, Iptables};
 use proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName, Snapshot};
-use proxy::rules::{generate, render_batch, RuleConfig};
+use proxy::rules::{generate, jump_rules, render_batch, RuleConfig, Table};
 use proxy::syncer::Syncer;
+use proxy::tracker::ChangeTracker;
+use proxy::Error;
+
+/// The real iptables, with the time spent in it added up.
+struct Timed {
+    inner: Exec,
+    spent: Duration,
+}
+
+impl Timed {
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Exec) -> T) -> T {
+        let started = Instant::now();
+        let out = f(&mut self.inner);
+        self.spent += started.elapsed();
+        out
+    }
+}
+
+impl Iptables for Timed {
+    fn restore(&mut self, batch: &str) -> Result<(), Error> {
+        self.timed(|i| i.restore(batch))
+    }
+    fn list_chains(&mut self, table: Table) -> Result<Vec<String>, Error> {
+        self.timed(|i| i.list_chains(table))
+    }
+    fn ensure_rule(&mut self, table: Table, chain: &str, args: &[String]) -> Result<(), Error> {
+        self.timed(|i| i.ensure_rule(table, chain, args))
+    }
+    fn delete_rule(&mut self, table: Table, chain: &str, args: &[String]) -> Result<bool, Error> {
+        self.timed(|i| i.delete_rule(table, chain, args))
+    }
+}
 
 /// A network namespace deleted on drop.
 struct Namespace(String);
@@ -89,7 +127,14 @@ fn main() -> anyhow::Result<()> {
     ensure!(nix_is_root(), "proxy-bench needs root (network namespaces)");
     println!("| services × endpoints | what | mini-proxy sync (ms) | bare iptables-restore (ms) | ratio |");
     println!("|---|---|---|---|---|");
-    for services in [1_000, 5_000, 10_000] {
+    let sizes: Vec<usize> = match std::env::var("PROXY_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().context("PROXY_BENCH_SIZES"))
+            .collect::<anyhow::Result<_>>()?,
+        Err(_) => vec![1_000, 5_000, 10_000],
+    };
+    for services in sizes {
         let snap = snapshot(services, 5);
         // Floor: the same full batch text fed to iptables-restore directly.
         let floor_ns = Namespace::new(&format!("floor{services}"))?;
@@ -98,10 +143,19 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         floor.restore(&batch).context("bare restore")?;
         let floor_full = started.elapsed();
+        // The proxy's jumps from the built-in chains, as the proxy's namespace has them: with
+        // them, every commit makes the kernel validate the whole jump graph, which is most of
+        // an incremental restore's cost.
+        for jump in jump_rules() {
+            floor.ensure_rule(jump.table, jump.from, &jump.args)?;
+        }
 
         let proxy_ns = Namespace::new(&format!("proxy{services}"))?;
         let mut syncer = Syncer::new(
-            Exec::in_netns(&proxy_ns.0),
+            Timed {
+                inner: Exec::in_netns(&proxy_ns.0),
+                spent: Duration::ZERO,
+            },
             Exec::in_netns(&proxy_ns.0),
             config(),
         );
@@ -117,26 +171,42 @@ fn main() -> anyhow::Result<()> {
             full.as_secs_f64() / floor_full.as_secs_f64()
         );
 
-        if services == 10_000 {
+        {
             let mut proxy_times = Vec::new();
+            let mut own_times = Vec::new();
             let mut floor_times = Vec::new();
             let mut current = snap.clone();
             for round in 0..5 {
                 let mut next = current.clone();
-                let (_, eps) = next.services.values_mut().nth(4_321).expect("service");
+                let (_, eps) = next
+                    .services
+                    .values_mut()
+                    .nth(services * 4 / 10)
+                    .expect("service");
                 eps[0] = endpoint(20_000 + round, 0);
                 let (partial, _) = render_batch(
                     &generate(&next, &config()),
                     Some(&generate(&current, &config())),
                     &Default::default(),
                 );
+                syncer.iptables().spent = Duration::ZERO;
                 let started = Instant::now();
                 let report = syncer.sync(&next).context("partial sync")?;
-                proxy_times.push(started.elapsed());
+                let took = started.elapsed();
+                proxy_times.push(took);
+                own_times.push(took.saturating_sub(syncer.iptables().spent));
                 ensure!(!report.full, "one-endpoint change was a full sync");
                 let started = Instant::now();
                 floor.restore(&partial).context("bare partial restore")?;
                 floor_times.push(started.elapsed());
+                eprintln!(
+                    "round {round}: {:?}, sync {:.1} ms (iptables {:.1} ms), bare {:.1} ms for {} bytes",
+                    report.batch_stats,
+                    ms(took),
+                    ms(syncer.iptables().spent),
+                    ms(*floor_times.last().expect("just pushed")),
+                    partial.len()
+                );
                 current = next;
             }
             let (p, f) = (median(proxy_times), median(floor_times));
@@ -146,9 +216,87 @@ fn main() -> anyhow::Result<()> {
                 ms(f),
                 p.as_secs_f64() / f.as_secs_f64()
             );
+            println!(
+                "| {services} × 5 | one-endpoint change: the proxy's own work (sync minus iptables, median) | {:.1} | | |",
+                ms(median(own_times))
+            );
+            let (svc_objects, slice_objects) = objects(&snap);
+            let mut service_store = Writer::<Service>::default();
+            let mut slice_store = Writer::<EndpointSlice>::default();
+            let mut tracker = ChangeTracker::new("bench-node");
+            for service in svc_objects {
+                let event = Event::Apply(service);
+                service_store.apply_watcher_event(&event);
+                tracker.service_event(&event);
+            }
+            for slice in &slice_objects {
+                let event = Event::Apply(slice.clone());
+                slice_store.apply_watcher_event(&event);
+                tracker.slice_event(&event);
+            }
+            let (service_reader, slice_reader) =
+                (service_store.as_reader(), slice_store.as_reader());
+            let started = Instant::now();
+            let built = tracker.snapshot(&service_reader, &slice_reader);
+            let first = started.elapsed();
+            ensure!(built.services.len() == services, "snapshot lost services");
+            drop(built);
+            let mut updates = Vec::new();
+            for round in 0..5 {
+                let mut slice = slice_objects[services * 4 / 10].clone();
+                slice.endpoints[0].addresses = vec![endpoint(30_000 + round, 0).ip.to_string()];
+                let event = Event::Apply(slice);
+                slice_store.apply_watcher_event(&event);
+                let started = Instant::now();
+                tracker.slice_event(&event);
+                let snap = tracker.snapshot(&service_reader, &slice_reader);
+                updates.push(started.elapsed());
+                ensure!(snap.services.len() == services, "snapshot lost services");
+            }
+            println!(
+                "| {services} × 5 | proxy snapshot from {services} Services + EndpointSlices, first build | {:.1} | | |",
+                ms(first)
+            );
+            println!(
+                "| {services} × 5 | proxy snapshot after one EndpointSlice change (median of 5) | {:.3} | | |",
+                ms(median(updates))
+            );
         }
     }
     Ok(())
+}
+
+/// The Service and EndpointSlice objects a snapshot was made of.
+fn objects(snap: &Snapshot) -> (Vec<Service>, Vec<EndpointSlice>) {
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    for (port, endpoints) in snap.services.values() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": port.name.name, "namespace": port.name.namespace},
+            "spec": {"clusterIP": port.cluster_ip.to_string(), "ports": [
+                {"name": port.name.port, "port": port.port, "protocol": "TCP"}
+            ]}
+        }))
+        .expect("service");
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{}-abcde", port.name.name),
+                "namespace": port.name.namespace,
+                "labels": {"kubernetes.io/service-name": port.name.name}
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": port.name.port, "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints.iter().map(|e| serde_json::json!({
+                "addresses": [e.ip.to_string()],
+                "conditions": {"ready": true},
+                "nodeName": "other-node"
+            })).collect::<Vec<_>>()
+        }))
+        .expect("slice");
+        services.push(service);
+        slices.push(slice);
+    }
+    (services, slices)
 }
 
 fn nix_is_root() -> bool {
