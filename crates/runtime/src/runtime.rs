@@ -41,7 +41,7 @@ use crate::init::{self, InitError, Overlay};
 use crate::logs::{LogWriter, Stream};
 use crate::process::{self, Forked};
 use crate::spec::{self, ContainerConfig, Namespaces, Ns, SandboxConfig, SecurityConfig};
-use crate::sys::{LinuxSyscall, Syscall};
+use crate::sys::{self, LinuxSyscall, Syscall};
 use crate::util::{now_nanos, rfc3339_nanos, write_atomic};
 
 /// Errors of runtime operations.
@@ -811,13 +811,15 @@ impl Runtime {
             Ok(Forked::Child) => {
                 drop((out_r, err_r, sync_w, st_r, report, sfd));
                 let _ = nix::sys::signal::SigSet::all().thread_unblock();
-                let mut b = [0u8; 1];
-                let _ = fs::File::from(sync_r).read(&mut b);
                 let null = process::dev_null().ok();
                 process::set_stdio(null.as_ref(), Some(&out_w), Some(&err_w));
                 drop((out_w, err_w));
                 let mut st = fs::File::from(st_w);
-                let e = container_init(&self.sys, spec, &meta.overlay, &fifo, &mut st);
+                // The monitor moves this process into the container's cgroups meanwhile (each
+                // migration can wait for an RCU grace period, several ms): the namespaces and
+                // the root are set up in parallel, and `sync` says the move is done.
+                let sync = fs::File::from(sync_r);
+                let e = container_init(&self.sys, spec, &meta.overlay, &fifo, sync, &mut st);
                 let _ = st.write_all(format!("E{e}").as_bytes());
                 process::exit_now(127)
             }
@@ -987,12 +989,23 @@ impl Runtime {
     /// Waits until the container is no longer running (bounded).
     pub fn wait(&self, id: &str, timeout: Duration) -> Result<ContainerState> {
         let deadline = Instant::now() + timeout;
+        let dir = self.find_container_dir(id)?;
         loop {
             let st = self.state(id)?;
-            if st.status == "exited" || st.status == "unknown" || Instant::now() > deadline {
+            let now = Instant::now();
+            if st.status == "exited" || st.status == "unknown" || now > deadline {
                 return Ok(st);
             }
-            std::thread::sleep(Duration::from_millis(2));
+            // The monitor writes the exit record and then exits: wake on its exit, and look
+            // again at least every 50 ms (a record written by a monitor that is still alive).
+            let monitor =
+                read_json::<MonitorState>(&dir.join("state.json")).map_or(0, |m| m.monitor_pid);
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            if monitor <= 0 || sys::wait_gone(monitor, slice) {
+                // Gone (or unknown): the state is final or about to be; a short pause keeps a
+                // racing reader from spinning.
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
     }
 
@@ -1024,7 +1037,7 @@ impl Runtime {
         if let Ok(ms) = read_json::<MonitorState>(&dir.join("state.json")) {
             let deadline = Instant::now() + Duration::from_secs(5);
             while process::alive(ms.monitor_pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
+                sys::wait_gone(ms.monitor_pid, Duration::from_millis(50));
             }
         }
         self.cgroup(&meta.cgroup).remove()?;
@@ -1294,6 +1307,7 @@ fn container_init(
     spec: &Spec,
     overlay: &Overlay,
     fifo: &Path,
+    mut in_cgroups: fs::File,
     status: &mut fs::File,
 ) -> InitErrorText {
     let r = (|| -> std::result::Result<(PathBuf, OwnedFd), InitErrorText> {
@@ -1312,6 +1326,12 @@ fn container_init(
         Ok(x) => x,
         Err(e) => return e,
     };
+    // Nothing of the container may run before the monitor has put this process in its cgroups.
+    let mut moved = [0u8; 1];
+    if !matches!(in_cgroups.read(&mut moved), Ok(1)) {
+        return InitErrorText("monitor did not place the init in its cgroups".into());
+    }
+    drop(in_cgroups);
     if status.write_all(b"R").is_err() {
         return InitErrorText("monitor went away".into());
     }

@@ -6,7 +6,7 @@
 //! are the only places with `unsafe`.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -99,6 +99,38 @@ pub trait Syscall {
     fn loopback_up(&self) -> SysResult<()>;
     /// Makes the terminal `fd` the controlling terminal of this (session leader) process.
     fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()>;
+}
+
+/// Waits up to `timeout` for the process `pid` to exit, woken at once by its exit through a
+/// pidfd (no polling interval). Returns whether it is gone; a pid that does not exist (any
+/// more) counts as gone. Without pidfd support (Linux < 5.3) it sleeps 2 ms and reports
+/// whether the pid still answers `kill(pid, 0)`.
+pub fn wait_gone(pid: i32, timeout: std::time::Duration) -> bool {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2).min(timeout));
+        return nix::sys::signal::kill(Pid::from_raw(pid), None).is_err();
+    }
+    // SAFETY: fd is a valid, open descriptor we own from here on.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)),
+        Ok(n) if n > 0
+    )
 }
 
 /// Opens a pty pair on the devpts instance whose `ptmx` is given (e.g. a container's
