@@ -1,7 +1,8 @@
 //! Root integration tests of the kubelet on a lab cluster: the seed flow (two containers on
 //! localhost), probes, restart policies and phases, logs and exec through the apiserver,
-//! ConfigMaps/Secrets/emptyDir, graceful deletion, adoption after a kubelet SIGKILL, and
-//! pod-to-pod traffic across two nodes; after each, nothing is left behind.
+//! ConfigMaps/Secrets/emptyDir, graceful deletion, adoption after a kubelet SIGKILL, pod-to-pod
+//! traffic across two nodes, startup probes, preStop hooks and hostNetwork pods; after each,
+//! nothing is left behind.
 
 mod common;
 
@@ -784,6 +785,184 @@ spec:
         },
     )
     .await;
+    let left = c.shutdown();
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_probes_pre_stop_hooks_and_host_network() {
+    if !common::prerequisites("startup_probes_pre_stop_hooks_and_host_network") {
+        return;
+    }
+    let c = Cluster::start(&format!("ks{}", std::process::id() % 10000), 1).await;
+    let events = c.tmp.path().join("events");
+    std::fs::create_dir_all(&events).unwrap();
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: slow-start}}
+spec:
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "100000"]
+    startupProbe:
+      exec: {{command: ["test", "-f", "/tmp/started"]}}
+      periodSeconds: 1
+      failureThreshold: 120
+    readinessProbe:
+      exec: {{command: ["true"]}}
+      periodSeconds: 1
+    livenessProbe:
+      exec: {{command: ["false"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: never-starts}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "100000"]
+    startupProbe:
+      exec: {{command: ["false"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: drains}}
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'echo term >> /out/events; exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo pre-stop >> /out/events; sleep 1"]}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes:
+  - {{name: out, hostPath: {{path: "{events}", type: Directory}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: host-net}}
+spec:
+  hostNetwork: true
+  containers:
+  - name: web
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo host-net > /www/index.html && exec httpd -f -p 18080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  containers:
+  - {{name: app, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["sleep", "100000"]}}
+"#,
+        events = events.display()
+    );
+    if !apply(&c, "startup-prestop-hostnet", &manifests) {
+        return;
+    }
+    let started = |p: &k8s_openapi::api::core::v1::Pod| {
+        container(p, "app").and_then(|s| s.started) == Some(true)
+    };
+    let restarts =
+        |p: &k8s_openapi::api::core::v1::Pod| container(p, "app").map_or(0, |s| s.restart_count);
+
+    // startupProbe: until it succeeds the container is not started, not ready, and its
+    // (always failing) liveness probe is not run, so nothing restarts.
+    let p = c
+        .wait_pod("default", "slow-start", T, "Running", |p| {
+            phase(p) == "Running"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let p = c.pods("default").get("slow-start").await.unwrap_or(p);
+    assert!(!started(&p), "started before the startup probe succeeded");
+    assert!(!ready(&p), "ready before the startup probe succeeded");
+    assert_eq!(restarts(&p), 0, "liveness ran before startup succeeded");
+    let o = c
+        .kubectl(&["exec", "slow-start", "--", "touch", "/tmp/started"])
+        .unwrap();
+    assert!(o.status.success(), "exec: {}", err(&o));
+    // Started; then the failing liveness probe takes over and restarts the container.
+    c.wait_pod(
+        "default",
+        "slow-start",
+        T,
+        "restarted by liveness after startup",
+        |p| restarts(p) >= 1,
+    )
+    .await;
+    // A startup probe that never succeeds restarts the container after failureThreshold.
+    c.wait_pod(
+        "default",
+        "never-starts",
+        T,
+        "restarted by its startup probe",
+        |p| restarts(p) >= 1 && !started(p),
+    )
+    .await;
+
+    // hostNetwork: the pod has the node's address, and its port answers there.
+    let host = c
+        .wait_pod("default", "host-net", T, "Running", |p| {
+            phase(p) == "Running"
+        })
+        .await;
+    let status = host.status.clone().unwrap_or_default();
+    let host_ip = status.host_ip.clone().expect("hostIP");
+    assert_eq!(
+        status.pod_ip.as_deref(),
+        Some(host_ip.as_str()),
+        "podIP of a hostNetwork pod"
+    );
+    c.wait_pod("default", "client", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let url = format!("http://{host_ip}:18080/");
+    let mut answer = String::new();
+    for _ in 0..30 {
+        let o = c
+            .kubectl(&["exec", "client", "--", "wget", "-q", "-O", "-", &url])
+            .unwrap();
+        answer = text(&o);
+        if answer == "host-net\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(answer, "host-net\n", "wget {url} from a pod");
+    let o = c
+        .kubectl(&["exec", "host-net", "--", "ip", "-4", "addr"])
+        .unwrap();
+    assert!(
+        text(&o).contains(&host_ip),
+        "hostNetwork pod sees the node's address: {}",
+        text(&o)
+    );
+
+    // preStop runs to completion before SIGTERM; the pod object goes away after both.
+    c.wait_pod("default", "drains", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let o = c
+        .kubectl(&["delete", "pod", "drains", "--wait=true", "--timeout=60s"])
+        .unwrap();
+    assert!(o.status.success(), "delete: {}", err(&o));
+    let log = std::fs::read_to_string(events.join("events")).unwrap_or_default();
+    assert_eq!(log, "pre-stop\nterm\n", "hook and signal order");
+
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
