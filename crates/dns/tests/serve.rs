@@ -222,10 +222,16 @@ async fn forwards_outside_names_and_times_out_to_servfail() {
     assert!(m.metadata.authoritative);
 
     // An upstream that never answers: SERVFAIL after the timeout.
-    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let silent_tcp = tokio::net::TcpListener::bind(silent.local_addr().unwrap())
-        .await
-        .unwrap();
+    // A UDP port whose TCP twin is free too (another test may hold it): retry until both bind.
+    let mut bound = None;
+    for _ in 0..50 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(udp.local_addr().unwrap()).await {
+            bound = Some((udp, tcp));
+            break;
+        }
+    }
+    let (silent, silent_tcp) = bound.expect("a UDP and TCP port pair on 127.0.0.1");
     let config = ServerConfig {
         upstreams: vec![silent.local_addr().unwrap()],
         upstream_timeout: Duration::from_millis(300),
