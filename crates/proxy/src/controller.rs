@@ -83,41 +83,22 @@ pub async fn start_watches(client: kube::Client, node_name: &str, trigger: Arc<N
     let (services, service_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let tracker = Arc::new(Mutex::new(ChangeTracker::new(node_name)));
-    let service_api: Api<Service> = Api::all(client.clone());
-    let slice_api: Api<EndpointSlice> = Api::all(client);
-    let poke = trigger.clone();
-    let noted = tracker.clone();
-    tokio::spawn(async move {
-        reflector(
-            service_writer,
-            watcher(service_api, watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|event| {
-            match event {
-                Ok(event) => noted.lock().expect("tracker lock").service_event(&event),
-                Err(e) => tracing::warn!(error = %e, "service watch"),
-            }
-            poke.notify_one();
-            futures::future::ready(())
-        })
-        .await;
-    });
-    let poke = trigger.clone();
-    let noted = tracker.clone();
-    tokio::spawn(async move {
-        reflector(slice_writer, watcher(slice_api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(|event| {
-                match event {
-                    Ok(event) => noted.lock().expect("tracker lock").slice_event(&event),
-                    Err(e) => tracing::warn!(error = %e, "endpointslice watch"),
-                }
-                poke.notify_one();
-                futures::future::ready(())
-            })
-            .await;
-    });
+    spawn_reflector(
+        service_writer,
+        Api::all(client.clone()),
+        "service watch",
+        ChangeTracker::service_event,
+        tracker.clone(),
+        trigger.clone(),
+    );
+    spawn_reflector(
+        slice_writer,
+        Api::all(client),
+        "endpointslice watch",
+        ChangeTracker::slice_event,
+        tracker.clone(),
+        trigger,
+    );
     let _ = services.wait_until_ready().await;
     let _ = slices.wait_until_ready().await;
     Caches {
@@ -125,6 +106,39 @@ pub async fn start_watches(client: kube::Client, node_name: &str, trigger: Arc<N
         slices,
         tracker,
     }
+}
+
+/// Runs a reflector filling `writer` from a watch of `api`; every event is noted by the
+/// tracker (`note`) and pokes `trigger`.
+fn spawn_reflector<K>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    what: &'static str,
+    note: fn(&mut ChangeTracker, &watcher::Event<K>),
+    tracker: Arc<Mutex<ChangeTracker>>,
+    trigger: Arc<Notify>,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    tokio::spawn(async move {
+        reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .for_each(|event| {
+                match event {
+                    Ok(event) => note(&mut tracker.lock().expect("tracker lock"), &event),
+                    Err(e) => tracing::warn!(error = %e, "{what}"),
+                }
+                trigger.notify_one();
+                futures::future::ready(())
+            })
+            .await;
+    });
 }
 
 /// How often the proxy syncs.

@@ -126,10 +126,16 @@ pub struct ServiceRules {
     pub own: BTreeMap<(Table, String), Vec<String>>,
 }
 
+/// One rule line of `chain` as iptables-restore reads it.
+fn rule_line(chain: &str, args: std::fmt::Arguments<'_>) -> String {
+    let mut line = String::with_capacity(128);
+    let _ = write!(line, "-A {chain} {args}");
+    line
+}
+
 impl ServiceRules {
     fn shared(&mut self, table: Table, chain: &'static str, args: std::fmt::Arguments<'_>) {
-        self.shared
-            .push((table, chain, format!("-A {chain} {args}")));
+        self.shared.push((table, chain, rule_line(chain, args)));
     }
 
     fn own_chain(&mut self, table: Table, chain: &str) -> &mut Vec<String> {
@@ -137,7 +143,7 @@ impl ServiceRules {
     }
 
     fn own(&mut self, table: Table, chain: &str, args: std::fmt::Arguments<'_>) {
-        let line = format!("-A {chain} {args}");
+        let line = rule_line(chain, args);
         self.own_chain(table, chain).push(line);
     }
 }
@@ -195,8 +201,7 @@ impl RuleSet {
     }
 
     fn rule(&mut self, table: Table, chain: &str, args: std::fmt::Arguments<'_>) {
-        let mut line = String::with_capacity(128);
-        let _ = write!(line, "-A {chain} {args}");
+        let line = rule_line(chain, args);
         self.base_chain(table, chain).push(line);
     }
 
@@ -211,22 +216,30 @@ impl RuleSet {
             .find_map(|e| e.rules.own.get(&key).map(Vec::as_slice))
     }
 
+    /// Every chain with its table and lines, base chains first, in no particular order.
+    fn all_chains(&self) -> impl Iterator<Item = (Table, &str, &[String])> {
+        let base = self.base.iter().flat_map(|(table, chains)| {
+            chains
+                .iter()
+                .map(move |(name, lines)| (*table, name.as_str(), lines.as_slice()))
+        });
+        let own = self.services.values().flat_map(|entry| {
+            entry
+                .rules
+                .own
+                .iter()
+                .map(|((table, name), lines)| (*table, name.as_str(), lines.as_slice()))
+        });
+        base.chain(own)
+    }
+
     /// Every chain of `table` with its lines, sorted by name.
     pub fn chains(&self, table: Table) -> Vec<(&str, &[String])> {
         let mut out: Vec<(&str, &[String])> = self
-            .base
-            .get(&table)
-            .into_iter()
-            .flatten()
-            .map(|(name, lines)| (name.as_str(), lines.as_slice()))
+            .all_chains()
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, name, lines)| (name, lines))
             .collect();
-        for entry in self.services.values() {
-            for ((t, name), lines) in &entry.rules.own {
-                if *t == table {
-                    out.push((name.as_str(), lines.as_slice()));
-                }
-            }
-        }
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
@@ -794,61 +807,44 @@ pub fn render_batch<'a>(
 ) -> (String, BatchStats) {
     static EMPTY: Chains = BTreeMap::new();
     static NO_CHAINS: BTreeMap<(Table, String), Vec<String>> = BTreeMap::new();
+    static NO_SERVICES: BTreeMap<ServicePortName, Arc<ServiceEntry>> = BTreeMap::new();
     type Changes<'a> = BTreeMap<Table, (Vec<(&'a str, &'a [String])>, Vec<&'a str>)>;
     let mut changes: Changes<'a> = BTreeMap::new();
+    // Without `applied` everything is compared against nothing, so everything is written.
     for table in Table::ALL {
         let want = desired.base.get(&table).unwrap_or(&EMPTY);
-        let have = applied.map(|a| a.base.get(&table).unwrap_or(&EMPTY));
+        let have = applied.and_then(|a| a.base.get(&table)).unwrap_or(&EMPTY);
         let (written, removed) = changes.entry(table).or_default();
-        for (chain, lines) in want {
-            if have.is_none_or(|h| h.get(chain) != Some(lines)) {
-                written.push((chain, lines));
-            }
-        }
-        for chain in have.into_iter().flat_map(|h| h.keys()) {
-            if !want.contains_key(chain) {
-                removed.push(chain);
+        for (chain, w, h) in merge_join(want, have) {
+            match (w, h) {
+                (Some(w), h) if h != Some(w) => written.push((chain, w)),
+                (None, Some(_)) => removed.push(chain),
+                _ => {}
             }
         }
     }
-    fn own(entry: Option<&Arc<ServiceEntry>>) -> &BTreeMap<(Table, String), Vec<String>> {
-        entry.map_or(&NO_CHAINS, |e| &e.rules.own)
-    }
-    let mut diff_service = |want: Option<&'a Arc<ServiceEntry>>,
-                            have: Option<&'a Arc<ServiceEntry>>| {
+    let applied_services = applied.map_or(&NO_SERVICES, |a| &a.services);
+    for (_, want, have) in merge_join(&desired.services, applied_services) {
         if let (Some(w), Some(h)) = (want, have) {
             if Arc::ptr_eq(w, h) {
-                return;
+                continue;
             }
         }
-        let (want, have) = (own(want), own(have));
-        for ((table, chain), lines) in want {
-            if applied.is_none() || have.get(&(*table, chain.clone())) != Some(lines) {
-                changes.entry(*table).or_default().0.push((chain, lines));
-            }
-        }
-        for (table, chain) in have.keys() {
-            if !want.contains_key(&(*table, chain.clone())) {
-                changes.entry(*table).or_default().1.push(chain);
-            }
-        }
-    };
-    match applied {
-        None => {
-            for entry in desired.services.values() {
-                diff_service(Some(entry), None);
-            }
-        }
-        Some(applied) => {
-            for (_, want, have) in merge_join(&desired.services, &applied.services) {
-                diff_service(want, have);
+        let want = want.map_or(&NO_CHAINS, |e| &e.rules.own);
+        let have = have.map_or(&NO_CHAINS, |e| &e.rules.own);
+        for ((table, chain), w, h) in merge_join(want, have) {
+            let (written, removed) = changes.entry(*table).or_default();
+            match (w, h) {
+                (Some(w), h) if h != Some(w) => written.push((chain, w)),
+                (None, Some(_)) => removed.push(chain),
+                _ => {}
             }
         }
     }
     if stale.values().any(|chains| !chains.is_empty()) {
-        let wanted: HashSet<(Table, &str)> = Table::ALL
-            .iter()
-            .flat_map(|t| desired.chains(*t).into_iter().map(|(c, _)| (*t, c)))
+        let wanted: HashSet<(Table, &str)> = desired
+            .all_chains()
+            .map(|(table, chain, _)| (table, chain))
             .collect();
         for (table, chains) in stale {
             let (_, removed) = changes.entry(*table).or_default();
