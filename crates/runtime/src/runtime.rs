@@ -990,16 +990,16 @@ impl Runtime {
     pub fn wait(&self, id: &str, timeout: Duration) -> Result<ContainerState> {
         let deadline = Instant::now() + timeout;
         let dir = self.find_container_dir(id)?;
+        // The monitor writes the exit record and then exits: wake on its exit, and look again
+        // at least every 50 ms (a record written by a monitor that is still alive).
+        let monitor =
+            read_json::<MonitorState>(&dir.join("state.json")).map_or(0, |m| m.monitor_pid);
         loop {
             let st = self.state(id)?;
             let now = Instant::now();
             if st.status == "exited" || st.status == "unknown" || now > deadline {
                 return Ok(st);
             }
-            // The monitor writes the exit record and then exits: wake on its exit, and look
-            // again at least every 50 ms (a record written by a monitor that is still alive).
-            let monitor =
-                read_json::<MonitorState>(&dir.join("state.json")).map_or(0, |m| m.monitor_pid);
             let slice = (deadline - now).min(Duration::from_millis(50));
             if monitor <= 0 || sys::wait_gone(monitor, slice) {
                 // Gone (or unknown): the state is final or about to be; a short pause keeps a

@@ -37,72 +37,30 @@ pub fn prerequisites(test: &str) -> bool {
     true
 }
 
-fn target_dir() -> PathBuf {
-    // tests run from <target>/debug/deps/<test>-<hash>
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 /// The component binaries, built once per test binary (cheap when up to date).
 pub fn bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = target_dir();
-        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target = dir.parent().expect("target root").to_path_buf();
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(&ws).env("CARGO_TARGET_DIR", &target).args([
-            "build",
-            "-q",
-            "-p",
+        testkit::build::binaries(&[
             "apiserver",
-            "-p",
             "controllers",
-            "-p",
             "scheduler",
-            "-p",
             "runtime",
-            "-p",
             "kubelet",
-            "--bins",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build");
-        assert!(st.success(), "building the component binaries failed");
-        dir
+        ])
+        .unwrap_or_else(|e| panic!("building the component binaries failed: {e}"))
     })
 }
 
-/// The image tarballs (pause, busybox, demo-web), built once by scripts/build-images.sh.
+/// The image tarballs the kubelet tests use (pause, busybox, demo-web v1), linked from the
+/// shared test images into their own directory.
 pub fn images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         if let Ok(d) = std::env::var("MINIRUN_TEST_IMAGES") {
             return PathBuf::from(d);
         }
-        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = target_dir()
-            .parent()
-            .expect("target root")
-            .join("test-images");
-        std::fs::create_dir_all(&out).expect("mkdir test-images");
-        let lock = std::fs::File::create(out.join(".lock")).expect("lock file");
-        let _guard =
-            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("flock");
-        let st = Command::new("bash")
-            .arg(ws.join("scripts/build-images.sh"))
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .expect("run scripts/build-images.sh");
-        assert!(st.success(), "scripts/build-images.sh failed");
-        // Only the node images the kubelet tests use.
+        let out = testkit::build::test_images();
         let kube_images = out.join("node");
         std::fs::create_dir_all(&kube_images).unwrap();
         for img in ["pause_latest.tar", "busybox_latest.tar", "demo-web_v1.tar"] {
