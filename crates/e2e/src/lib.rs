@@ -327,48 +327,20 @@ impl Cluster {
         let ns = NetNs::new("e2e-out").expect("create outsider netns");
         let bridge = NetNs::open(&self.bridge_netns()).expect("open the lab bridge namespace");
         let port = format!("eo{}", std::process::id() % 10_000);
-        bridge
-            .ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns.name(),
-            ])
-            .expect("veth into the outsider");
-        bridge
-            .ip(&["link", "set", &port, "master", network::lab::LAB_BRIDGE])
-            .expect("attach to the bridge");
-        bridge.ip(&["link", "set", &port, "up"]).expect("port up");
-        ns.ip(&["addr", "add", "192.168.77.250/24", "dev", "eth0"])
-            .expect("outsider address");
-        ns.ip(&["link", "set", "eth0", "up"]).expect("eth0 up");
+        network::lab::plug_into_bridge(
+            &bridge,
+            &port,
+            &ns,
+            std::net::Ipv4Addr::new(192, 168, 77, 250),
+        )
+        .expect("plug the outsider into the lab bridge");
         ns.ip(&["link", "set", "lo", "up"]).expect("lo up");
         ns
     }
 
     /// The last lines of every component log (for failure messages).
     pub fn logs(&self) -> String {
-        let mut all = String::new();
-        for entry in std::fs::read_dir(self.state_dir().join("logs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let lines: Vec<&str> = body.lines().collect();
-            all.push_str(&format!(
-                "--- {}\n{}\n",
-                entry.path().display(),
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            ));
-        }
-        all
+        testkit::log_tails(&self.state_dir().join("logs"), 20)
     }
 
     /// `cluster down`.

@@ -144,21 +144,7 @@ fn text(out: &Output) -> String {
 
 /// The logs of every component of `cluster` (for failure messages).
 fn logs(cluster: &TestCluster) -> String {
-    let mut all = String::new();
-    for entry in std::fs::read_dir(cluster.state_dir().join("logs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let lines: Vec<&str> = body.lines().collect();
-        all.push_str(&format!(
-            "--- {}\n{}\n",
-            entry.path().display(),
-            lines[lines.len().saturating_sub(15)..].join("\n")
-        ));
-    }
-    all
+    testkit::log_tails(&cluster.state_dir().join("logs"), 15)
 }
 
 /// The status lines of `component` (its columns: name, pid, status, log).

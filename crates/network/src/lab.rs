@@ -333,29 +333,7 @@ impl Lab {
 
     fn plug(&self, ns_prefix: &str, bridge_port: &str, ip: Ipv4Addr) -> io::Result<LabNode> {
         let ns = (self.make_ns)(ns_prefix)?;
-        self.bridge.ip(&[
-            "link",
-            "add",
-            bridge_port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ])?;
-        self.bridge
-            .ip(&["link", "set", bridge_port, "master", LAB_BRIDGE])?;
-        self.bridge.ip(&["link", "set", bridge_port, "up"])?;
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("{ip}/{LAB_PREFIX_LEN}"),
-            "dev",
-            "eth0",
-        ])?;
-        ns.ip(&["link", "set", "eth0", "up"])?;
+        plug_into_bridge(&self.bridge, bridge_port, &ns, ip)?;
         Ok(LabNode { ns, ip })
     }
 
@@ -582,4 +560,37 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Plugs `ns` into the lab bridge living in `bridge`: a veth whose end `bridge_port` is a port of
+/// the bridge and whose other end is `eth0` in `ns`, up, with `ip`/24.
+pub fn plug_into_bridge(
+    bridge: &NetNs,
+    bridge_port: &str,
+    ns: &NetNs,
+    ip: Ipv4Addr,
+) -> io::Result<()> {
+    bridge.ip(&[
+        "link",
+        "add",
+        bridge_port,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ns.name(),
+    ])?;
+    bridge.ip(&["link", "set", bridge_port, "master", LAB_BRIDGE])?;
+    bridge.ip(&["link", "set", bridge_port, "up"])?;
+    ns.ip(&[
+        "addr",
+        "add",
+        &format!("{ip}/{LAB_PREFIX_LEN}"),
+        "dev",
+        "eth0",
+    ])?;
+    ns.ip(&["link", "set", "eth0", "up"])?;
+    Ok(())
 }

@@ -66,3 +66,19 @@ pub fn is_root() -> bool {
 pub fn have(path: &str) -> bool {
     Path::new(path).exists()
 }
+
+/// The last `lines` lines of every log file in `dir`, each under a `--- <path>` header (for
+/// failure messages; a missing directory gives an empty string).
+pub fn log_tails(dir: &std::path::Path, lines: usize) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let all_lines: Vec<&str> = body.lines().collect();
+        all.push_str(&format!(
+            "--- {}\n{}\n",
+            entry.path().display(),
+            all_lines[all_lines.len().saturating_sub(lines)..].join("\n")
+        ));
+    }
+    all
+}
