@@ -91,62 +91,49 @@ fn scenarios(tag: &str, store: &str) {
             "2",
         ],
     );
-    let step = |name: &str, started: Instant| {
-        eprintln!("e2e[{store}]: {name} done in {:?}", started.elapsed());
-    };
     // E2E_ONLY=lost,dns,... runs only those scenarios after the first (for debugging one).
     let only = std::env::var("E2E_ONLY").unwrap_or_default();
     let want = |tag: &str| only.is_empty() || only.split(',').any(|t| t == tag);
-
-    let t = Instant::now();
-    deploy_expose_and_reach_from_every_node(&cluster);
-    step("deploy, expose, reach by DNS name and ClusterIP", t);
-
-    if want("nodeport") {
-        let t = Instant::now();
-        node_port_from_outside(&cluster);
-        step("NodePort from outside", t);
-    }
-
-    if want("affinity") {
-        let t = Instant::now();
-        session_affinity_pins_a_client(&cluster);
-        step("session affinity", t);
-    }
-
-    if want("backends") {
-        let t = Instant::now();
-        backends_follow_scale_and_readiness(&cluster, store);
-        step("backends follow scale and readiness", t);
-    }
-
-    if want("dns") {
-        let t = Instant::now();
-        headless_statefulset_and_srv(&cluster);
-        step("headless, StatefulSet, SRV", t);
-    }
-
-    if want("configmap") {
-        let t = Instant::now();
-        configmap_change_reaches_the_pod(&cluster);
-        step("ConfigMap change", t);
-    }
-
-    if want("verbs") {
-        let t = Instant::now();
-        logs_exec_and_edit_side_by_side(&cluster);
-        step("logs, exec, edit side by side with kubectl", t);
-    }
-    if want("rollout") {
-        let t = Instant::now();
-        rolling_update_and_undo_answer_throughout(&cluster);
-        step("rolling update and undo", t);
-    }
-
-    if want("lost") {
-        let t = Instant::now();
-        lost_node_pods_come_back_elsewhere(&cluster);
-        step("lost node", t);
+    // The first one (no tag) always runs: the others build on it.
+    let scenarios: &[(&str, &str, &dyn Fn())] = &[
+        (
+            "",
+            "deploy, expose, reach by DNS name and ClusterIP",
+            &|| deploy_expose_and_reach_from_every_node(&cluster),
+        ),
+        ("nodeport", "NodePort from outside", &|| {
+            node_port_from_outside(&cluster)
+        }),
+        ("affinity", "session affinity", &|| {
+            session_affinity_pins_a_client(&cluster)
+        }),
+        ("backends", "backends follow scale and readiness", &|| {
+            backends_follow_scale_and_readiness(&cluster, store)
+        }),
+        ("dns", "headless, StatefulSet, SRV", &|| {
+            headless_statefulset_and_srv(&cluster)
+        }),
+        ("configmap", "ConfigMap change", &|| {
+            configmap_change_reaches_the_pod(&cluster)
+        }),
+        (
+            "verbs",
+            "logs, exec, edit side by side with kubectl",
+            &|| logs_exec_and_edit_side_by_side(&cluster),
+        ),
+        ("rollout", "rolling update and undo", &|| {
+            rolling_update_and_undo_answer_throughout(&cluster)
+        }),
+        ("lost", "lost node", &|| {
+            lost_node_pods_come_back_elsewhere(&cluster)
+        }),
+    ];
+    for (tag, name, run) in scenarios {
+        if tag.is_empty() || want(tag) {
+            let started = Instant::now();
+            run();
+            eprintln!("e2e[{store}]: {name} done in {:?}", started.elapsed());
+        }
     }
 
     assert_eq!(
