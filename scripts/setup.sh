@@ -5,7 +5,8 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler runc crun docker-registry conntrack)
+# libprotobuf-dev carries the well-known .proto files (descriptor.proto) etcd-client's build needs
+packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler libprotobuf-dev runc crun docker-registry conntrack)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
