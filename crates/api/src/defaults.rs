@@ -28,6 +28,11 @@ pub fn apply(resource: &ResourceInfo, object: &mut Value) {
         ("apps", "DaemonSet") => default_daemonset(object),
         ("batch", "Job") => default_job(object),
         ("autoscaling", "HorizontalPodAutoscaler") => default_hpa(object),
+        ("scheduling.k8s.io", "PriorityClass") => set_default(
+            root(object),
+            "preemptionPolicy",
+            json!("PreemptLowerPriority"),
+        ),
         _ => {}
     }
 }
@@ -139,7 +144,7 @@ fn default_pod(object: &mut Value) {
         .cloned()
         .unwrap_or(Value::Null);
     set_default(spec, "serviceAccount", sa);
-    set_default(spec, "priority", json!(0));
+    // spec.priority is the Priority admission's (the apiserver), not a default
     // SetDefaults_Pod: requests default to limits.
     for key in ["containers", "initContainers"] {
         for_each_item(spec, key, |c| {
@@ -749,7 +754,7 @@ mod tests {
         assert_eq!(s["schedulerName"], "default-scheduler");
         assert_eq!(s["securityContext"], json!({}));
         assert_eq!(s["enableServiceLinks"], true);
-        assert_eq!(s["priority"], 0);
+        assert!(s.get("priority").is_none());
         assert_eq!(s["serviceAccountName"], "default");
         assert_eq!(s["serviceAccount"], "default");
         let c = &s["containers"][0];

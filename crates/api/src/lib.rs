@@ -8,6 +8,7 @@
 pub mod defaults;
 pub mod openapi;
 pub mod patch;
+pub mod priority;
 pub mod registry;
 pub mod selectors;
 pub mod table;

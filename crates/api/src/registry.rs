@@ -230,6 +230,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // coordination.k8s.io/v1
     resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", Namespaced,
         short: [], verbs: ALL_VERBS, sub: [], cat: []),
+    // scheduling.k8s.io/v1
+    resource!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass",
+        Cluster, short: ["pc"], verbs: ALL_VERBS, sub: [], cat: []),
     // discovery.k8s.io/v1
     resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice",
         Namespaced, short: [], verbs: ALL_VERBS, sub: [], cat: []),

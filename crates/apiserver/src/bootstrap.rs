@@ -1,6 +1,6 @@
 //! Objects every cluster has from its first start: the namespaces default, kube-system,
-//! kube-public and kube-node-lease, and the `kubernetes` Service with its Endpoints and
-//! EndpointSlice pointing at this apiserver.
+//! kube-public and kube-node-lease, the system PriorityClasses, and the `kubernetes` Service
+//! with its Endpoints and EndpointSlice pointing at this apiserver.
 
 use std::sync::Arc;
 
@@ -68,6 +68,14 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
         api::defaults::apply(nsr, &mut obj);
         obj["status"] = json!({"phase": "Active"});
         create_if_absent(srv, &nsr.key(None, ns), &obj).await?;
+    }
+    let pcr = resource("scheduling.k8s.io", "v1", "priorityclasses");
+    for (name, value, description) in api::priority::SYSTEM_CLASSES {
+        let mut obj = base("PriorityClass", "scheduling.k8s.io/v1", name, None);
+        obj["value"] = json!(value);
+        obj["description"] = json!(description);
+        api::defaults::apply(pcr, &mut obj);
+        create_if_absent(srv, &pcr.key(None, name), &obj).await?;
     }
     let ip = srv.alloc.first_ip();
     let port = srv.config.advertise.port();

@@ -92,8 +92,11 @@ pub async fn handle(
             let pod = get_object(srv, r, ns, name).await?;
             crate::kubelet_proxy::exec(srv, &pod, query, headers, upgrade).await
         }
-        (_, Some(name), Some(Subresource::Attach))
-        | (_, Some(name), Some(Subresource::PortForward)) => {
+        (Method::GET | Method::POST, Some(name), Some(Subresource::Attach)) => {
+            let pod = get_object(srv, r, ns, name).await?;
+            crate::kubelet_proxy::attach(srv, &pod, query, headers, upgrade).await
+        }
+        (_, Some(name), Some(Subresource::PortForward)) => {
             kubelet_placeholder(srv, r, ns, name).await
         }
         (Method::POST, None, None) => {
@@ -680,6 +683,11 @@ async fn create(
     if r.kind == "Namespace" {
         obj["status"] = json!({"phase": "Active"});
     }
+    match r.kind {
+        "Pod" => admission::admit_pod_priority(srv, &mut obj).await?,
+        "PriorityClass" => admission::admit_priority_class(srv, &obj).await?,
+        _ => {}
+    }
     let errors = api::validation::validate_create(r, &obj);
     if !errors.is_empty() {
         return Err(ApiError::invalid(r, &name, &errors));
@@ -763,6 +771,9 @@ where
             }
         }
         let mut new = finish_update(srv, r, &old, candidate, kind)?;
+        if r.kind == "PriorityClass" {
+            admission::admit_priority_class(srv, &new).await?;
+        }
         let mut allocations = Allocations::default();
         admission::on_update(r, &old, &mut new, &srv.alloc, &mut allocations)?;
         if objects::same_content(&new, &old) {
@@ -1277,9 +1288,7 @@ async fn kubelet_placeholder(
     Err(ApiError::new(
         501,
         "NotImplemented",
-        format!(
-            "attach and port-forward are not supported by mini-cluster's kubelet yet (pod {name})"
-        ),
+        format!("port-forward is not supported by mini-cluster's kubelet yet (pod {name})"),
     ))
 }
 
@@ -1369,6 +1378,7 @@ async fn delete_one(
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<(Value, bool), ApiError> {
+    admission::check_priority_class_delete(r, name)?;
     let key = r.key(ns, name);
     for _ in 0..UPDATE_RETRIES {
         let kv = srv
@@ -1584,6 +1594,8 @@ async fn delete_collection(
         match delete_one(srv, r, obj_ns.as_deref(), &name, &opts).await {
             Ok((o, _)) => deleted.push(o),
             Err(e) if e.code == 404 => {}
+            // the system PriorityClasses stay
+            Err(e) if e.code == 403 && r.kind == "PriorityClass" => {}
             Err(e) => return Err(e),
         }
     }

@@ -1,6 +1,6 @@
-//! pods/log and pods/exec: the apiserver finds the pod's node and proxies the request to that
-//! node's kubelet API (logs stream through; exec is an HTTP upgrade whose two halves are
-//! spliced together). Kubelets may live in another network namespace (a local lab cluster):
+//! pods/log, pods/exec and pods/attach: the apiserver finds the pod's node and proxies the
+//! request to that node's kubelet API (logs stream through; exec and attach are HTTP upgrades
+//! whose two halves are spliced together). Kubelets may live in another network namespace (a local lab cluster):
 //! then they are dialed from inside it.
 
 use std::net::SocketAddr;
@@ -201,18 +201,49 @@ pub async fn exec(
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let container = container_of(pod, query)?;
     if query.all("command").is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
+    splice_upgrade(srv, "exec", pod, query, headers, upgrade).await
+}
+
+/// GET/POST pods/attach: as exec, to the container's own process.
+pub async fn attach(
+    srv: &Arc<ApiServer>,
+    pod: &Value,
+    query: &Query,
+    headers: &HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, ApiError> {
+    let wanted = ["stdin", "stdout", "stderr"]
+        .iter()
+        .any(|k| query.all(k).iter().any(|v| *v == "true" || *v == "1"));
+    if !wanted {
+        return Err(ApiError::bad_request(
+            "you must specify at least one of stdin, stdout, stderr",
+        ));
+    }
+    splice_upgrade(srv, "attach", pod, query, headers, upgrade).await
+}
+
+/// Upgrades the client's connection and splices it to the kubelet's `what` endpoint.
+async fn splice_upgrade(
+    srv: &Arc<ApiServer>,
+    what: &str,
+    pod: &Value,
+    query: &Query,
+    headers: &HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, ApiError> {
+    let container = container_of(pod, query)?;
     let wants_upgrade = headers
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(client_upgrade) = upgrade.filter(|_| wants_upgrade) else {
-        return Err(ApiError::bad_request(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)"
+        )));
     };
     let addr = kubelet_of(srv, pod).await?;
     let stream = dial(addr, srv.config.kubelet_netns.clone())
@@ -224,7 +255,7 @@ pub async fn exec(
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let mut req = Request::get(kubelet_path("exec", pod, &container, query))
+    let mut req = Request::get(kubelet_path(what, pod, &container, query))
         .header(http::header::HOST, addr.to_string());
     for h in [
         http::header::CONNECTION,

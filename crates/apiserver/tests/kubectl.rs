@@ -217,11 +217,24 @@ fn kubectl_session(k: &Kubectl, dir: &Path) {
         "leases",
         "endpointslices",
         "hpa",
+        "pc",
         "events.events.k8s.io",
     ] {
         let o = k.run(&["get", ty, "-A"]);
         assert_eq!(o.code, 0, "kubectl get {ty}: {}", o.stderr);
     }
+    let classes = k.ok(&["get", "priorityclasses"]);
+    let mut lines = classes.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    );
+    assert!(
+        lines.any(|l| l.starts_with("system-node-critical")
+            && l.split_whitespace().nth(1) == Some("2000001000")
+            && l.ends_with("PreemptLowerPriority")),
+        "{classes}"
+    );
     let wide = k.ok(&["get", "deploy", "web", "-o", "wide"]);
     assert!(wide.contains("SELECTOR") && wide.contains("demo-web:v1") && wide.contains("app=web"));
     let yaml = k.ok(&["get", "cm", "cfg", "-o", "yaml"]);

@@ -44,6 +44,7 @@ on_both_backends!(
     deletion_semantics,
     namespaces_lifecycle,
     service_allocation,
+    priority_admission,
     bad_input_changes_nothing,
     dry_run_and_field_validation,
     table_and_metadata_rendering,
@@ -875,6 +876,108 @@ async fn table_and_metadata_rendering(s: TestServer) {
     assert!(meta.body.get("data").is_none());
     let bad = common::raw(&s.url, "GET", CMS, &[("accept", "application/xml")], vec![]).await;
     assert_eq!(bad.status, 406);
+}
+
+async fn priority_admission(s: TestServer) {
+    let pcs = "/apis/scheduling.k8s.io/v1/priorityclasses";
+    let pods = "/api/v1/namespaces/default/pods";
+    // the system classes are there and cannot be deleted
+    let r = s.get(&format!("{pcs}/system-node-critical")).await;
+    assert_eq!(r.body["value"], 2_000_001_000, "{}", r.text);
+    let r = s.delete(&format!("{pcs}/system-cluster-critical")).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "priorityclasses.scheduling.k8s.io \"system-cluster-critical\" is forbidden: this is a system priority class and cannot be deleted"
+    );
+    // a pod without a class and no global default: priority 0
+    let r = s.post(pods, &pod("plain")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["spec"]["priority"], 0);
+    assert_eq!(r.body["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    // a class gives its value and policy
+    let high = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"});
+    let r = s.post(pcs, &high).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut p = pod("important");
+    p["spec"]["priorityClassName"] = json!("high");
+    let r = s.post(pods, &p).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["spec"]["priority"], 1000);
+    assert_eq!(r.body["spec"]["preemptionPolicy"], "Never");
+    // a missing class, or a priority that disagrees with the class, is forbidden
+    let mut p = pod("ghost");
+    p["spec"]["priorityClassName"] = json!("nope");
+    let r = s.post(pods, &p).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "pods \"ghost\" is forbidden: no PriorityClass with name nope was found"
+    );
+    let mut p = pod("liar");
+    p["spec"]["priorityClassName"] = json!("high");
+    p["spec"]["priority"] = json!(7);
+    let r = s.post(pods, &p).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains(
+        "the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 1000"
+    ));
+    assert_eq!(s.get(&format!("{pods}/liar")).await.status, 404);
+    // one global default at a time; it applies to pods without a class
+    let default = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "normal"}, "value": 100, "globalDefault": true});
+    assert_eq!(s.post(pcs, &default).await.status, 201);
+    let mut second = default.clone();
+    second["metadata"]["name"] = json!("normal2");
+    let r = s.post(pcs, &second).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().ends_with(
+        "PriorityClass normal is already marked as default. Only one default can exist"
+    ));
+    // the default is read from the watch cache: give it a moment to arrive there
+    let mut defaulted = false;
+    for i in 0..50 {
+        let r = s.post(pods, &pod(&format!("defaulted{i}"))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        if r.body["spec"]["priorityClassName"] == "normal" {
+            assert_eq!(r.body["spec"]["priority"], 100);
+            defaulted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(defaulted, "the global default was never applied");
+    // value and policy are immutable; user classes stay below the system range
+    let mut changed = s.get(&format!("{pcs}/high")).await.body;
+    changed["value"] = json!(5);
+    let r = s.put(&format!("{pcs}/high"), &changed).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let mut huge = high.clone();
+    huge["metadata"]["name"] = json!("huge");
+    huge["value"] = json!(1_000_000_001);
+    assert_eq!(s.post(pcs, &huge).await.status, 422);
+    // kubectl's table
+    let r = common::raw(
+        &s.url,
+        "GET",
+        &format!("{pcs}/high"),
+        &[("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+        Vec::new(),
+    )
+    .await;
+    let names: Vec<&str> = r.body["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]
+    );
+    assert_eq!(r.body["rows"][0]["cells"][1], 1000);
+    assert_eq!(r.body["rows"][0]["cells"][4], "Never");
 }
 
 async fn bootstrap_objects(s: TestServer) {

@@ -7,6 +7,7 @@
 //! per-pod reconcile logic on top of the pure [`status`], [`env`], [`podfiles`], [`backoff`]
 //! and [`resources`] modules.
 
+pub mod admission;
 pub mod backoff;
 pub mod claims;
 pub mod cri;

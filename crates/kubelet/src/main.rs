@@ -1,6 +1,7 @@
 //! mini-kubelet: registers this node, runs the pods bound to it through `minirun` and the pod
 //! network, reports their status, and serves the kubelet API (logs, exec) on port 10250.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +74,13 @@ struct Args {
     /// Maximum number of pods.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// Resources kept for Kubernetes' own daemons (`cpu=100m,memory=256Mi`): they come off
+    /// the node's allocatable, which caps the kubepods cgroup and pod admission.
+    #[arg(long, default_value = "", value_parser = kubelet::admission::parse_reserved)]
+    kube_reserved: BTreeMap<String, String>,
+    /// Resources kept for the operating system, as --kube-reserved.
+    #[arg(long, default_value = "", value_parser = kubelet::admission::parse_reserved)]
+    system_reserved: BTreeMap<String, String>,
     /// Full resync period of every pod (ConfigMap/Secret volumes are refreshed this often).
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     sync_frequency: Duration,
@@ -135,12 +143,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(count = tars.len(), dir = %dir.display(), "loaded images");
         }
     }
-    let machine = kubelet::node::machine(
+    let mut machine = kubelet::node::machine(
         &node_name,
         args.node_ip,
         args.port,
         &args.root_dir,
         args.max_pods,
+    );
+    machine.allocatable = kubelet::admission::allocatable(
+        &machine.capacity,
+        &[&args.kube_reserved, &args.system_reserved],
     );
     let informers = Informers::start(&client);
     let (net_tx, net_rx) = tokio::sync::watch::channel::<Option<Arc<dyn PodNetworkPlugin>>>(None);
@@ -159,10 +171,10 @@ async fn main() -> anyhow::Result<()> {
         runtime_root,
         sync_period: args.sync_frequency,
         pause_image: args.pause_image.clone(),
-        allocatable: machine.capacity.clone(),
+        allocatable: machine.allocatable.clone(),
         cgroup_root: cgroup_root.clone(),
     };
-    kubelet::resources::enforce_allocatable(&cgroup_root, &machine.capacity)
+    kubelet::resources::enforce_allocatable(&cgroup_root, &machine.allocatable)
         .context("creating the kubepods cgroup tree")?;
     let shared = Arc::new(Shared {
         cfg,

@@ -131,9 +131,9 @@ async fn dispatch(
     pod: Pod,
 ) {
     let uid = pod.uid().unwrap_or_default();
-    table.lock().await.insert(uid.clone(), pod.clone());
     let mut ws = workers.lock().await;
     if let Some(w) = ws.get(&uid) {
+        table.lock().await.insert(uid.clone(), pod.clone());
         if !w.task.is_finished() {
             let _ = w.pods.send(Some(pod));
             return;
@@ -141,6 +141,15 @@ async fn dispatch(
         // A finished worker whose pod is still listed (deleted with a finalizer): nothing runs.
         return;
     }
+    if crate::admission::was_rejected(&pod) {
+        // turned away by admission (here or before a restart): nothing ever runs
+        return;
+    }
+    if let Err(rejection) = admit(shared, table, &pod).await {
+        reject(shared, &pod, rejection).await;
+        return;
+    }
+    table.lock().await.insert(uid.clone(), pod.clone());
     let (tx, rx) = watch::channel(Some(pod));
     let notify = Arc::new(Notify::new());
     let worker = Worker::new(shared.clone(), uid.clone(), notify.clone());
@@ -158,6 +167,59 @@ async fn dispatch(
             task,
         },
     );
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+/// Admission of a pod new to this kubelet: a pending pod must fit the node's allocatable
+/// beside the active pods already admitted (pods that already ran, after a kubelet restart,
+/// are taken back as they are).
+async fn admit(
+    shared: &Arc<Shared>,
+    table: &PodTable,
+    pod: &Pod,
+) -> Result<(), crate::admission::Rejection> {
+    if phase(pod) != "Pending" || pod.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let uid = pod.uid().unwrap_or_default();
+    let pods = table.lock().await;
+    let admitted: Vec<&Pod> = pods
+        .iter()
+        .filter(|(u, p)| **u != uid && !matches!(phase(p), "Succeeded" | "Failed"))
+        .map(|(_, p)| p)
+        .collect();
+    crate::admission::admit(pod, &admitted, &shared.cfg.allocatable)
+}
+
+/// Marks a pod the node cannot take Failed with the rejection's reason, as upstream does.
+async fn reject(shared: &Arc<Shared>, pod: &Pod, rejection: crate::admission::Rejection) {
+    tracing::info!(pod = %pod.name_any(), reason = %rejection.reason, "pod rejected");
+    shared.recorder.event(
+        pod,
+        daemon::events::EventType::Warning,
+        &rejection.reason,
+        &rejection.message,
+    );
+    let api: Api<Pod> =
+        Api::namespaced(shared.client.clone(), &pod.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"status": {"phase": "Failed", "reason": rejection.reason,
+        "message": rejection.message}});
+    if let Err(e) = api
+        .patch_status(
+            &pod.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(pod = %pod.name_any(), error = %e, "rejection not written");
+    }
 }
 
 async fn remove(workers: &Arc<Mutex<HashMap<String, WorkerHandle>>>, table: &PodTable, uid: &str) {

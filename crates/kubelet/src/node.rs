@@ -31,6 +31,8 @@ pub struct Machine {
     pub port: u16,
     /// cpu, memory, pods, ephemeral-storage.
     pub capacity: BTreeMap<String, String>,
+    /// What pods may use: capacity minus the kube and system reservations.
+    pub allocatable: BTreeMap<String, String>,
     /// Kernel release.
     pub kernel: String,
     /// PRETTY_NAME of os-release.
@@ -87,6 +89,7 @@ pub fn machine(name: &str, ip: Ipv4Addr, port: u16, root_dir: &Path, max_pods: u
         name: name.to_string(),
         ip,
         port,
+        allocatable: capacity.clone(),
         capacity,
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         os_image,
@@ -264,7 +267,7 @@ pub fn node_status(
             },
         ]),
         capacity: Some(quantities(&m.capacity)),
-        allocatable: Some(quantities(&m.capacity)),
+        allocatable: Some(quantities(&m.allocatable)),
         conditions: Some(conditions),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
@@ -380,6 +383,10 @@ mod tests {
                 ("cpu".to_string(), "2".to_string()),
                 ("pods".to_string(), "110".to_string()),
             ]),
+            allocatable: BTreeMap::from([
+                ("cpu".to_string(), "1900m".to_string()),
+                ("pods".to_string(), "110".to_string()),
+            ]),
             kernel: "6.1".into(),
             os_image: "Debian".into(),
             machine_id: "m".into(),
@@ -422,6 +429,7 @@ mod tests {
         );
         assert_eq!(s2.addresses.unwrap()[0].address, "192.168.77.10");
         assert_eq!(s2.capacity.unwrap()["pods"].0, "110");
+        assert_eq!(s2.allocatable.unwrap()["cpu"].0, "1900m");
         // MemoryPressure stayed False: its transition time is kept.
         let later = now + jiff::SignedDuration::from_secs(60);
         let s3 = node_status(

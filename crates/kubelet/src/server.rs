@@ -1,7 +1,7 @@
 //! The kubelet API on port 10250: /healthz, /pods, container logs (follow, tailLines,
-//! sinceSeconds, timestamps, previous, limitBytes) and exec over WebSocket with Kubernetes'
-//! channel protocols (v5.channel.k8s.io, v4.channel.k8s.io). The apiserver's pods/log and
-//! pods/exec proxy here.
+//! sinceSeconds, timestamps, previous, limitBytes), exec and attach over WebSocket with
+//! Kubernetes' channel protocols (v5.channel.k8s.io, v4.channel.k8s.io). The apiserver's
+//! pods/log, pods/exec and pods/attach proxy here.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -104,6 +104,10 @@ pub fn router(state: ApiState) -> Router {
             get(container_logs),
         )
         .route("/exec/{namespace}/{pod}/{container}", get(exec).post(exec))
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach).post(attach),
+        )
         .with_state(state)
 }
 
@@ -269,7 +273,14 @@ async fn container_logs(
         if tx.send(Ok(Bytes::from(first))).await.is_err() {
             return;
         }
-        follow_file(st, path, offset, id, timestamps, tx).await;
+        let (records_tx, mut records) = tokio::sync::mpsc::channel::<String>(16);
+        tokio::spawn(follow_records(st, path, offset, id, records_tx));
+        while let Some(complete) = records.recv().await {
+            let out = render_logs(&complete, None, timestamps, None);
+            if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                return;
+            }
+        }
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
@@ -281,13 +292,15 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn follow_file(
+/// Follows container `id`'s CRI log file from `offset`: sends each batch of complete records
+/// (raw CRI lines) until the container has stopped and the file is drained, or the receiver
+/// goes away. A file shorter than `offset` was rotated and is read from its start.
+async fn follow_records(
     st: ApiState,
     path: PathBuf,
     mut offset: u64,
     id: String,
-    timestamps: bool,
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: tokio::sync::mpsc::Sender<String>,
 ) {
     let mut pending = String::new();
     let mut last_check = tokio::time::Instant::now();
@@ -308,8 +321,7 @@ async fn follow_file(
             pending.push_str(&String::from_utf8_lossy(&chunk));
             if let Some(cut) = pending.rfind('\n') {
                 let complete: String = pending.drain(..=cut).collect();
-                let out = render_logs(&complete, None, timestamps, None);
-                if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                if tx.send(complete).await.is_err() {
                     return;
                 }
             }
@@ -350,11 +362,49 @@ pub fn exec_status(code: i32, cmd: &[String]) -> serde_json::Value {
     }
 }
 
+/// The running instance of `container` in pod `ns/name` on this node, or the error answer.
+async fn running_container(
+    st: &ApiState,
+    ns: &str,
+    name: &str,
+    container: &str,
+) -> Result<ContainerState, Response> {
+    let Some(pod) = find_pod(st, ns, name).await else {
+        return Err(status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {ns}/{name} is not running on this node"),
+        ));
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let inst = instances(st, &uid, container).await;
+    inst.first()
+        .filter(|c| c.status == "running" && c.labels.contains_key(LABEL_CONTAINER_KIND))
+        .cloned()
+        .ok_or_else(|| {
+            status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("container {container} is not valid for pod {name}"),
+            )
+        })
+}
+
+type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+fn needs_websocket(what: &str) -> Response {
+    status_error(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!("{what} needs a WebSocket upgrade with the v5.channel.k8s.io or v4.channel.k8s.io protocol"),
+    )
+}
+
 async fn exec(
     State(st): State<ApiState>,
     Path((ns, name, container)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Upgrade,
 ) -> Response {
     let q = parse_query(q.as_deref());
     let cmd: Vec<String> = q.get("command").cloned().unwrap_or_default();
@@ -366,36 +416,157 @@ async fn exec(
         );
     }
     let Ok(ws) = ws else {
-        return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "exec needs a WebSocket upgrade with the v5.channel.k8s.io or v4.channel.k8s.io protocol".into(),
-        );
+        return needs_websocket("exec");
     };
-    let Some(pod) = find_pod(&st, &ns, &name).await else {
-        return status_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pod {ns}/{name} is not running on this node"),
-        );
-    };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let inst = instances(&st, &uid, &container).await;
-    let Some(target) = inst
-        .first()
-        .filter(|c| c.status == "running" && c.labels.contains_key(LABEL_CONTAINER_KIND))
-        .cloned()
-    else {
-        return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("container {container} is not valid for pod {name}"),
-        );
+    let target = match running_container(&st, &ns, &name, &container).await {
+        Ok(t) => t,
+        Err(answer) => return answer,
     };
     let tty = flag(&q, "tty");
     let stdin = flag(&q, "stdin");
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     ws.on_upgrade(move |socket| run_exec(socket, st, target.id, cmd, tty, stdin))
+}
+
+async fn attach(
+    State(st): State<ApiState>,
+    Path((ns, name, container)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    ws: Upgrade,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    let streams = AttachStreams {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+    };
+    if !(streams.stdin || streams.stdout || streams.stderr) {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "you must specify at least one of stdin, stdout, stderr".into(),
+        );
+    }
+    let Ok(ws) = ws else {
+        return needs_websocket("attach");
+    };
+    let target = match running_container(&st, &ns, &name, &container).await {
+        Ok(t) => t,
+        Err(answer) => return answer,
+    };
+    let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    ws.on_upgrade(move |socket| run_attach(socket, st, target, streams))
+}
+
+/// The streams an attach asked for.
+#[derive(Debug, Clone, Copy)]
+struct AttachStreams {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+/// The channel messages for a batch of CRI log records: stdout on channel 1, stderr on 2 (each
+/// only when asked for), a record's line end restored unless it was a partial line.
+pub fn attach_frames(records: &str, stdout: bool, stderr: bool) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for raw in records.lines() {
+        let Some((_, partial, content)) = parse_cri_line(raw) else {
+            continue;
+        };
+        let chan = match raw.split(' ').nth(1) {
+            Some("stdout") if stdout => 1u8,
+            Some("stderr") if stderr => 2u8,
+            _ => continue,
+        };
+        let mut frame = Vec::with_capacity(content.len() + 2);
+        frame.push(chan);
+        frame.extend_from_slice(content.as_bytes());
+        if !partial {
+            frame.push(b'\n');
+        }
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Attach: the container's output as its monitor logs it from now on, and the client's stdin
+/// into the container's stdin FIFO (when the container keeps stdin open). Ends with a Success
+/// status when the container stops, or when the client goes away.
+async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, want: AttachStreams) {
+    let (mut sink, mut stream) = socket.split();
+    let offset = tokio::fs::metadata(&target.log_path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let (records_tx, mut records) = tokio::sync::mpsc::channel::<String>(16);
+    tokio::spawn(follow_records(
+        st,
+        target.log_path.clone(),
+        offset,
+        target.id.clone(),
+        records_tx,
+    ));
+    // The container holds its FIFO open for reading, so this open does not block; it fails
+    // (ENXIO) only when the container is gone.
+    let mut fifo = match (want.stdin, &target.stdin_path) {
+        (true, Some(path)) => tokio::net::unix::pipe::OpenOptions::new()
+            .open_sender(path)
+            .ok(),
+        _ => None,
+    };
+    let input = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            let data = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some((&chan, rest)) = data.split_first() else {
+                continue;
+            };
+            match chan {
+                0 => {
+                    if let Some(p) = fifo.as_mut() {
+                        if p.write_all(rest).await.is_err() {
+                            fifo = None;
+                        }
+                    }
+                }
+                255 if rest.first() == Some(&0) => fifo = None,
+                _ => {}
+            }
+        }
+        fifo = None;
+        let _ = fifo;
+        std::future::pending::<()>().await;
+    };
+    let output = async {
+        while let Some(batch) = records.recv().await {
+            for frame in attach_frames(&batch, want.stdout, want.stderr) {
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut m = vec![3u8];
+        m.extend(
+            serde_json::json!({"metadata": {}, "status": "Success"})
+                .to_string()
+                .into_bytes(),
+        );
+        let _ = sink.send(Message::Binary(m.into())).await;
+        let _ = sink
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::NORMAL,
+                reason: "".into(),
+            })))
+            .await;
+    };
+    tokio::select! {
+        _ = input => {}
+        _ = output => {}
+    }
 }
 
 async fn run_exec(
@@ -546,6 +717,26 @@ mod tests {
         assert_eq!(q["command"], vec!["sh", "-c", "echo hi there"]);
         assert!(flag(&q, "tty"));
         assert!(!flag(&q, "stdin"));
+    }
+
+    #[test]
+    fn attach_frames_split_streams_and_join_partial_lines() {
+        let records = "2026-01-01T00:00:00Z stdout F hello\n\
+                       2026-01-01T00:00:00Z stderr F oops\n\
+                       2026-01-01T00:00:00Z stdout P par\n\
+                       2026-01-01T00:00:00Z stdout F tial\n";
+        let frames = attach_frames(records, true, true);
+        assert_eq!(
+            frames,
+            vec![
+                b"\x01hello\n".to_vec(),
+                b"\x02oops\n".to_vec(),
+                b"\x01par".to_vec(),
+                b"\x01tial\n".to_vec()
+            ]
+        );
+        let only_err = attach_frames(records, false, true);
+        assert_eq!(only_err, vec![b"\x02oops\n".to_vec()]);
     }
 
     #[test]

@@ -376,6 +376,7 @@ mod tests {
             image: "busybox:latest".into(),
             image_id: "sha256:abc".into(),
             log_path: "/tmp/x".into(),
+            stdin_path: None,
             labels: Default::default(),
             annotations: Default::default(),
         }

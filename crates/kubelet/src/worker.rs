@@ -674,6 +674,7 @@ impl Worker {
             log_max_size: None,
             labels,
             annotations,
+            stdin: c.stdin == Some(true),
         })
     }
 

@@ -104,6 +104,77 @@ spec:
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.clone());
     assert_eq!(ready_cond.as_deref(), Some("True"));
+    // Node allocatable: capacity minus --system-reserved (cpu=100m,memory=100Mi), enforced on
+    // the kubepods cgroup and by admission.
+    let status = n.status.as_ref().unwrap();
+    let quantity = |m: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+                    k: &str| {
+        api::validation::parse_quantity(&m.as_ref().unwrap()[k].0).unwrap()
+    };
+    let cap_cpu = quantity(&status.capacity, "cpu");
+    let alloc_cpu = quantity(&status.allocatable, "cpu");
+    assert!(
+        (cap_cpu - alloc_cpu - 0.1).abs() < 1e-9,
+        "{cap_cpu} vs {alloc_cpu}"
+    );
+    let alloc_mem = quantity(&status.allocatable, "memory") as u64;
+    assert_eq!(
+        quantity(&status.capacity, "memory") as u64 - alloc_mem,
+        100 * 1024 * 1024
+    );
+    let root = &c.nodes[0].cgroup_root;
+    let limit = [
+        format!("/sys/fs/cgroup/{root}/kubepods/memory.max"),
+        format!("/sys/fs/cgroup/memory/{root}/kubepods/memory.limit_in_bytes"),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .and_then(|v| v.trim().parse::<u64>().ok())
+    .expect("the kubepods memory limit");
+    // the kernel rounds the limit down to whole pages
+    assert!(
+        alloc_mem - limit < 4096,
+        "kubepods limit {limit}, allocatable {alloc_mem}"
+    );
+    let node_name = c.nodes[0].name.clone();
+    let too_big = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: too-big}}
+spec:
+  nodeName: {node_name}
+  containers:
+  - {{name: c, image: "busybox:latest", imagePullPolicy: IfNotPresent, command: ["true"],
+     resources: {{requests: {{cpu: "1000"}}}}}}
+"#
+    );
+    assert!(apply(&c, "too-big", &too_big));
+    let p = c
+        .wait_pod("default", "too-big", T, "rejected by admission", |p| {
+            phase(p) == "Failed"
+        })
+        .await;
+    let st = p.status.unwrap();
+    assert_eq!(st.reason.as_deref(), Some("OutOfcpu"));
+    assert!(
+        st.message.as_deref().is_some_and(|m| m.starts_with(
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000, used: 0, capacity: "
+        )),
+        "{:?}",
+        st.message
+    );
+    let o = c
+        .kubectl(&["get", "pod", "too-big", "--no-headers"])
+        .unwrap();
+    assert_eq!(
+        text(&o).split_whitespace().nth(2),
+        Some("OutOfcpu"),
+        "{}",
+        text(&o)
+    );
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
@@ -183,6 +254,18 @@ spec:
     livenessProbe:
       tcpSocket: {port: 8080}
       periodSeconds: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: echo}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    stdin: true
+    command: ["sh", "-c", "echo before; while read l; do echo \"got $l\"; echo \"err $l\" >&2; [ \"$l\" = quit ] && exit 0; done"]
 "#;
     if !apply(&c, "lifecycle", manifests) {
         return;
@@ -292,6 +375,20 @@ spec:
         .kubectl_stdin(&["exec", "-i", "readiness", "--", "cat"], "piped through\n")
         .unwrap();
     assert_eq!(text(&o), "piped through\n", "{}", err(&o));
+    // attach: the container's own stdin (stdin: true) and its output from now on; it ends
+    // when the container exits.
+    c.wait_pod("default", "echo", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let o = c
+        .kubectl_stdin(&["attach", "-i", "echo", "-c", "app"], "hello\nquit\n")
+        .unwrap();
+    assert!(o.status.success(), "attach: {}", err(&o));
+    assert_eq!(text(&o), "got hello\ngot quit\n", "{}", err(&o));
+    assert!(err(&o).contains("err hello"), "{}", err(&o));
+    c.wait_pod("default", "echo", T, "Succeeded after quit", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
     // httpGet readiness with a named port, tcpSocket liveness.
     c.wait_pod("default", "http-probe", T, "Ready via httpGet", ready)
         .await;

@@ -225,6 +225,9 @@ pub struct ContainerState {
     pub image_id: String,
     /// Log file.
     pub log_path: PathBuf,
+    /// The FIFO the container reads as stdin, when it keeps stdin open (attach writes here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_path: Option<PathBuf>,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations.
@@ -281,6 +284,9 @@ pub struct Runtime {
 
 /// Default state root.
 pub const DEFAULT_ROOT: &str = "/var/lib/minicluster/runtime";
+
+/// The FIFO in a container's directory that an open stdin reads.
+pub const STDIN_FIFO: &str = "stdin";
 
 impl Runtime {
     /// Opens the runtime at `root`; cgroups go under `cgroup_root` (e.g. `minicluster`) in
@@ -797,6 +803,28 @@ impl Runtime {
             return fail(&mut report, format!("pid namespace: {e}"));
         }
         let fifo = dir.join("exec.fifo");
+        // An open stdin is a FIFO the init holds open for reading and writing, so that it
+        // never sees end-of-file between attaches.
+        let stdin = if meta.config.stdin {
+            let path = dir.join(STDIN_FIFO);
+            let opened = nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+                .or_else(|e| {
+                    if e == nix::errno::Errno::EEXIST {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .and_then(|()| {
+                    nix::fcntl::open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+                });
+            match opened {
+                Ok(fd) => Some(fd),
+                Err(e) => return fail(&mut report, format!("stdin {}: {e}", path.display())),
+            }
+        } else {
+            None
+        };
         // Child exits wake the relay loop through a signalfd.
         let mut chld = nix::sys::signal::SigSet::empty();
         chld.add(Signal::SIGCHLD);
@@ -811,9 +839,9 @@ impl Runtime {
             Ok(Forked::Child) => {
                 drop((out_r, err_r, sync_w, st_r, report, sfd));
                 let _ = nix::sys::signal::SigSet::all().thread_unblock();
-                let null = process::dev_null().ok();
-                process::set_stdio(null.as_ref(), Some(&out_w), Some(&err_w));
-                drop((out_w, err_w));
+                let input = stdin.or_else(|| process::dev_null().ok());
+                process::set_stdio(input.as_ref(), Some(&out_w), Some(&err_w));
+                drop((out_w, err_w, input));
                 let mut st = fs::File::from(st_w);
                 // The monitor moves this process into the container's cgroups meanwhile (each
                 // migration can wait for an RCU grace period, several ms): the namespaces and
@@ -825,7 +853,7 @@ impl Runtime {
             }
             Ok(Forked::Parent(p)) => p,
         };
-        drop((out_w, err_w, sync_r, st_w));
+        drop((out_w, err_w, sync_r, st_w, stdin));
         let cg = self.cgroup(&meta.cgroup);
         if let Err(e) = cg.add_pid(child.as_raw()) {
             let _ = self.sys.kill(child.as_raw(), Signal::SIGKILL);
@@ -965,6 +993,7 @@ impl Runtime {
             image: meta.image.clone(),
             image_id: meta.image_id.clone(),
             log_path: meta.log_path.clone(),
+            stdin_path: meta.config.stdin.then(|| dir.join(STDIN_FIFO)),
             labels: meta.config.labels.clone(),
             annotations: meta.config.annotations.clone(),
         })

@@ -199,6 +199,9 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     /// Annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The container's stdin stays open (`stdin: true` in the pod spec): it reads a FIFO,
+    /// `<container dir>/stdin`, that `attach` writes to. Otherwise stdin is /dev/null.
+    pub stdin: bool,
 }
 
 /// How a container gets one namespace.

@@ -75,7 +75,7 @@ impl NodeInfo {
         self.node.as_ref().map(|n| n.name_any()).unwrap_or_default()
     }
 
-    fn add_pod(&mut self, pod: Arc<Pod>) {
+    pub(crate) fn add_pod(&mut self, pod: Arc<Pod>) {
         let uid = pod.uid().unwrap_or_default();
         if self.pods.contains_key(&uid) {
             self.remove_pod(&uid);
@@ -91,7 +91,7 @@ impl NodeInfo {
         Arc::make_mut(&mut self.pods).insert(uid, pod);
     }
 
-    fn remove_pod(&mut self, uid: &str) {
+    pub(crate) fn remove_pod(&mut self, uid: &str) {
         if let Some(p) = Arc::make_mut(&mut self.pods).remove(uid) {
             self.requested.sub(&pod_requests(&p));
             self.nonzero_requested.sub(&pod_requests_nonzero(&p));

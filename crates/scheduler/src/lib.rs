@@ -1,9 +1,10 @@
 //! mini-scheduler as a library: the node cache with assumed pods, the scheduling queue with
-//! backoff, filter and score plugins, and the binder. The binary in `main.rs` wires flags to
-//! [`scheduler::run`].
+//! backoff, filter and score plugins, preemption, and the binder. The binary in `main.rs`
+//! wires flags to [`scheduler::run`].
 
 pub mod cache;
 pub mod plugins;
+pub mod preemption;
 pub mod resources;
 pub mod scheduler;
 

@@ -398,21 +398,10 @@ pub fn filter_in(pod: &Pod, ni: &NodeInfo, cycle: &Cycle) -> Option<Failure> {
         .or_else(|| inter_pod_anti_affinity_in(pod, ni, cycle))
 }
 
-/// Upstream's FitError message for `failures` over `total` nodes.
+/// Upstream's FitError message for `failures` over `total` nodes, with the summary of a
+/// preemption attempt that found no victims.
 pub fn fit_error_message(total: usize, failures: &[Failure]) -> String {
-    let mut hist: HashMap<&str, usize> = HashMap::new();
-    for f in failures {
-        for r in &f.reasons {
-            *hist.entry(r.as_str()).or_default() += 1;
-        }
-    }
-    let mut parts: Vec<String> = hist.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
-    let mut msg = format!("0/{total} nodes are available:");
-    if !parts.is_empty() {
-        msg.push_str(&format!(" {}.", parts.join(", ")));
-    }
-    // preemption (no priorities here): nothing to preempt
+    let mut msg = fit_error_reasons(total, failures);
     let unresolvable = failures.iter().filter(|f| f.unresolvable).count();
     let resolvable = failures.len() - unresolvable;
     let mut pre = Vec::new();
@@ -431,6 +420,24 @@ pub fn fit_error_message(total: usize, failures: &[Failure]) -> String {
         " preemption: 0/{total} nodes are available: {}.",
         pre.join(", ")
     ));
+    msg
+}
+
+/// The first part of the FitError message: "0/3 nodes are available: 1 Insufficient cpu, ...".
+/// Alone it is the whole message when preemption nominated a node.
+pub fn fit_error_reasons(total: usize, failures: &[Failure]) -> String {
+    let mut hist: HashMap<&str, usize> = HashMap::new();
+    for f in failures {
+        for r in &f.reasons {
+            *hist.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    let mut parts: Vec<String> = hist.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    parts.sort();
+    let mut msg = format!("0/{total} nodes are available:");
+    if !parts.is_empty() {
+        msg.push_str(&format!(" {}.", parts.join(", ")));
+    }
     msg
 }
 

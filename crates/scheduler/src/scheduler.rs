@@ -17,6 +17,14 @@ use serde_json::json;
 
 use crate::cache::Cache;
 use crate::plugins;
+use crate::preemption;
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string()
+}
 
 /// The scheduler's name in pods' spec.schedulerName.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
@@ -58,7 +66,13 @@ pub struct Scheduler {
     /// Bindings in flight at most (each is one request; unbounded, a burst of thousands opens
     /// a connection each).
     binders: Arc<tokio::sync::Semaphore>,
+    /// Pods nominated to a node by preemption and not bound yet: uid → (node, pod). They count
+    /// on that node for pods of lower or equal priority, so the room made for them is not taken.
+    nominated: Arc<Mutex<Nominated>>,
 }
+
+/// Pods nominated by preemption: uid → (node, pod).
+type Nominated = HashMap<String, (String, Arc<Pod>)>;
 
 /// Bindings in flight at most.
 const PARALLEL_BINDINGS: usize = 16;
@@ -90,20 +104,34 @@ pub fn feasible_nodes_to_find(total: usize) -> usize {
     (total * percent / 100).max(100)
 }
 
+/// Why no node fits a pod: every node examined and what failed on each.
+#[derive(Debug, Clone)]
+pub struct FitError {
+    pub total: usize,
+    pub failures: Vec<plugins::Failure>,
+}
+
+impl std::fmt::Display for FitError {
+    /// Upstream's message when preemption found no victims.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&plugins::fit_error_message(self.total, &self.failures))
+    }
+}
+
 /// One scheduling cycle's algorithm over all of `snapshot`: see [`select_host_from`].
-pub fn select_host(pod: &Pod, snapshot: &[crate::cache::NodeInfo]) -> Result<String, String> {
+pub fn select_host(pod: &Pod, snapshot: &[crate::cache::NodeInfo]) -> Result<String, FitError> {
     select_host_from(pod, snapshot, 0).map(|(host, _)| host)
 }
 
 /// One scheduling cycle: nodes are filtered starting at `start` (round the list) until
 /// [`feasible_nodes_to_find`] pass, those are scored, and one of the best is picked at random.
 /// Returns the host and where the next cycle starts (after the nodes examined, as upstream's
-/// nextStartNodeIndex); Err with the FailedScheduling message when no node fits.
+/// nextStartNodeIndex); Err with every node's failure when no node fits.
 pub fn select_host_from(
     pod: &Pod,
     snapshot: &[crate::cache::NodeInfo],
     start: usize,
-) -> Result<(String, usize), String> {
+) -> Result<(String, usize), FitError> {
     let cycle = plugins::Cycle::new(pod, snapshot);
     let total = snapshot.len();
     let want = feasible_nodes_to_find(total);
@@ -124,7 +152,7 @@ pub fn select_host_from(
         }
     }
     if feasible.is_empty() {
-        return Err(plugins::fit_error_message(total, &failures));
+        return Err(FitError { total, failures });
     }
     let scores = plugins::score(pod, &feasible);
     let best = scores.iter().copied().max().unwrap_or(0);
@@ -141,7 +169,9 @@ impl Scheduler {
         let cache = Arc::new(Mutex::new(Cache::default()));
         let queue = WorkQueue::new("scheduler");
         let unschedulable: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let nominated: Arc<Mutex<Nominated>> = Arc::default();
         let s = Arc::new(Scheduler {
+            nominated: nominated.clone(),
             recorder: Recorder::new(client.clone(), DEFAULT_SCHEDULER),
             client,
             cfg: cfg.clone(),
@@ -168,6 +198,12 @@ impl Scheduler {
                                 .is_some_and(|n| !n.is_empty())
                         });
                         cache.lock().unwrap().upsert_pod(Arc::new(p.clone()));
+                        if !wants_scheduling(p, &name) {
+                            nominated
+                                .lock()
+                                .unwrap()
+                                .remove(&p.uid().unwrap_or_default());
+                        }
                         // a status-only update (our own PodScheduled=False included) does
                         // not make an unschedulable pod schedulable: it waits for a cluster change
                         let key = controllers::util::key_of(p);
@@ -192,10 +228,9 @@ impl Scheduler {
                     }
                     None => {
                         if let Some(o) = old {
-                            cache
-                                .lock()
-                                .unwrap()
-                                .remove_pod(&o.uid().unwrap_or_default());
+                            let uid = o.uid().unwrap_or_default();
+                            nominated.lock().unwrap().remove(&uid);
+                            cache.lock().unwrap().remove_pod(&uid);
                             moved = o
                                 .spec
                                 .as_ref()
@@ -290,6 +325,7 @@ impl Scheduler {
             }
             c.snapshot()
         };
+        let snapshot = self.with_nominated(&pod, snapshot);
         let start = self.next_start.load(std::sync::atomic::Ordering::Relaxed);
         let host = match select_host_from(&pod, &snapshot, start) {
             Ok((host, next)) => {
@@ -297,13 +333,16 @@ impl Scheduler {
                     .store(next, std::sync::atomic::Ordering::Relaxed);
                 host
             }
-            Err(msg) => {
-                self.unschedulable_pod(&pod, key, &msg).await;
+            Err(fit) => {
+                let (msg, nominate) = self.preempt(&pod, &snapshot, &fit).await;
+                self.unschedulable_pod(&pod, key, &msg, nominate.as_deref())
+                    .await;
                 return;
             }
         };
         self.cache.lock().unwrap().assume(&pod, &host);
         self.unschedulable.lock().unwrap().remove(key);
+        self.nominated.lock().unwrap().remove(&uid);
         let s = self.clone();
         let key = key.to_string();
         let permit = self.binders.clone().acquire_owned().await;
@@ -348,7 +387,100 @@ impl Scheduler {
         self.client.request_text(req).await.map(|_| ())
     }
 
-    async fn unschedulable_pod(&self, pod: &Pod, key: &str, msg: &str) {
+    /// `snapshot` with the pods nominated by preemption counted on their nodes, those of at
+    /// least `pod`'s priority (other than `pod`): the room preemption made is theirs.
+    fn with_nominated(
+        &self,
+        pod: &Pod,
+        mut snapshot: Vec<crate::cache::NodeInfo>,
+    ) -> Vec<crate::cache::NodeInfo> {
+        let nominated = self.nominated.lock().unwrap();
+        if nominated.is_empty() {
+            return snapshot;
+        }
+        let uid = pod.uid().unwrap_or_default();
+        let prio = preemption::priority_of(pod);
+        for (other, (node, p)) in nominated.iter() {
+            if *other == uid || preemption::priority_of(p) < prio {
+                continue;
+            }
+            if let Ok(i) = snapshot.binary_search_by(|ni| ni.name().as_str().cmp(node.as_str())) {
+                let mut placed = (**p).clone();
+                placed.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                snapshot[i].add_pod(Arc::new(placed));
+            }
+        }
+        snapshot
+    }
+
+    /// The PostFilter: when `pod` may preempt and evicting lower-priority pods makes room on a
+    /// node, the victims are deleted and that node is returned for nomination. Returns the
+    /// FailedScheduling message and the node.
+    async fn preempt(
+        &self,
+        pod: &Arc<Pod>,
+        snapshot: &[crate::cache::NodeInfo],
+        fit: &FitError,
+    ) -> (String, Option<String>) {
+        let reasons = plugins::fit_error_reasons(fit.total, &fit.failures);
+        if let Some(why) = preemption::not_eligible(pod, snapshot) {
+            return (format!("{reasons} preemption: {why}"), None);
+        }
+        let Some(candidate) = preemption::find_candidate(pod, snapshot) else {
+            return (fit.to_string(), None);
+        };
+        for victim in &candidate.victims {
+            self.evict(victim, pod, &candidate.node).await;
+        }
+        self.nominated.lock().unwrap().insert(
+            pod.uid().unwrap_or_default(),
+            (candidate.node.clone(), pod.clone()),
+        );
+        (reasons, Some(candidate.node))
+    }
+
+    /// Deletes a preemption victim (with its own grace period), marked DisruptionTarget first
+    /// and with a Preempted event, as upstream does.
+    async fn evict(&self, victim: &Pod, preemptor: &Pod, node: &str) {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &victim.namespace().unwrap_or_default());
+        let patch = json!({"status": {"conditions": [{"type": "DisruptionTarget",
+            "status": "True", "reason": "PreemptionByScheduler",
+            "message": format!("{}: preempting to accommodate a higher priority pod",
+                self.cfg.scheduler_name),
+            "lastTransitionTime": now_rfc3339()}]}});
+        if let Err(e) = api
+            .patch_status(
+                &victim.name_any(),
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "DisruptionTarget condition not written");
+        }
+        match api
+            .delete(&victim.name_any(), &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(victim = %victim.name_any(), preemptor = %preemptor.name_any(),
+                    %node, "preempted");
+                self.recorder.event(
+                    victim,
+                    EventType::Normal,
+                    "Preempted",
+                    &format!(
+                        "Preempted by pod {} on node {node}",
+                        preemptor.uid().unwrap_or_default()
+                    ),
+                );
+            }
+            Err(e) => tracing::info!(victim = %victim.name_any(), error = %e, "victim not deleted"),
+        }
+    }
+
+    async fn unschedulable_pod(&self, pod: &Pod, key: &str, msg: &str, nominate: Option<&str>) {
         tracing::debug!(pod = %key, %msg, "unschedulable");
         let attempts = {
             let mut u = self.unschedulable.lock().unwrap();
@@ -364,16 +496,17 @@ impl Scheduler {
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
-            .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(msg));
+            .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(msg))
+            && nominate.is_none();
         if !already {
             let api: Api<Pod> =
                 Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-            let now = jiff::Timestamp::now()
-                .round(jiff::Unit::Second)
-                .unwrap_or(jiff::Timestamp::now())
-                .to_string();
-            let patch = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
-                "reason": "Unschedulable", "message": msg, "lastTransitionTime": now}]}});
+            let mut patch = json!({"status": {"conditions": [{"type": "PodScheduled",
+                "status": "False", "reason": "Unschedulable", "message": msg,
+                "lastTransitionTime": now_rfc3339()}]}});
+            if let Some(node) = nominate {
+                patch["status"]["nominatedNodeName"] = json!(node);
+            }
             if let Err(e) = api
                 .patch_status(
                     &pod.name_any(),
@@ -433,7 +566,9 @@ mod tests {
                 "resources": {"requests": {"cpu": "2"}}}]}
         }))
         .unwrap();
-        let err = select_host_from(&big, &snapshot, 37).unwrap_err();
+        let err = select_host_from(&big, &snapshot, 37)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("0/200 nodes are available: 200 Insufficient cpu."),
             "{err}"

@@ -1,6 +1,6 @@
 //! Scheduler suite against a real in-process mini-apiserver with hollow nodes: spreading a
-//! Deployment, FailedScheduling until a big node joins, and placement steered by taints,
-//! selectors, affinity and host ports.
+//! Deployment, FailedScheduling until a big node joins, preemption by priority, and placement
+//! steered by taints, selectors, affinity and host ports.
 
 #[path = "../../controllers/tests/common/mod.rs"]
 mod common;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -159,6 +160,117 @@ async fn too_big_pod_waits_with_failed_scheduling_then_lands_on_a_big_node() {
     // a big node joins: the pod is retried and lands there
     add_node(&client, hollow_node("big1", "16", "32Gi", "110")).await;
     assert_eq!(node_of(&api, "big").await, "big1");
+}
+
+async fn failed_scheduling_message(client: &Client, pod: &str) -> String {
+    let evs: Api<Event> = Api::namespaced(client.clone(), "default");
+    wait_for("FailedScheduling", T, || {
+        let evs = evs.clone();
+        async move {
+            evs.list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find_map(|e| {
+                    (e.reason.as_deref() == Some("FailedScheduling")
+                        && e.involved_object.name.as_deref() == Some(pod))
+                    .then(|| e.message.unwrap_or_default())
+                })
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_pod_preempts_the_least_important_pods() {
+    let srv = TestServer::start().await;
+    let client = srv.client();
+    add_node(&client, hollow_node("n1", "2", "4Gi", "110")).await;
+    let _t = Tasks(vec![
+        start_scheduler(client.clone()),
+        hollow_kubelet(client.clone(), vec![]),
+    ]);
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    for (name, value, policy) in [
+        ("low", 10, "PreemptLowerPriority"),
+        ("high", 1000, "PreemptLowerPriority"),
+        ("high-polite", 1000, "Never"),
+    ] {
+        let pc = serde_json::from_value(json!({"apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass", "metadata": {"name": name}, "value": value,
+            "preemptionPolicy": policy}))
+        .unwrap();
+        classes.create(&PostParams::default(), &pc).await.unwrap();
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let one_cpu = |class: &str| {
+        json!({"priorityClassName": class, "containers": [{"name": "c", "image": "busybox:latest",
+            "resources": {"requests": {"cpu": "1"}}}]})
+    };
+    // the node is full: a priority-0 pod and a priority-10 pod, one cpu each
+    let mut zero = one_cpu("");
+    zero.as_object_mut().unwrap().remove("priorityClassName");
+    api.create(&PostParams::default(), &pod("zero", zero))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &pod("ten", one_cpu("low")))
+        .await
+        .unwrap();
+    assert_eq!(node_of(&api, "zero").await, "n1");
+    assert_eq!(node_of(&api, "ten").await, "n1");
+    // preemptionPolicy Never: it waits, nobody is evicted
+    api.create(
+        &PostParams::default(),
+        &pod("polite", one_cpu("high-polite")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failed_scheduling_message(&client, "polite").await,
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
+    );
+    // priority 1000 from its class (Priority admission), may preempt
+    let vip = api
+        .create(&PostParams::default(), &pod("vip", one_cpu("high")))
+        .await
+        .unwrap();
+    assert_eq!(vip.spec.as_ref().unwrap().priority, Some(1000));
+    // the least important pod (priority 0) is evicted, the priority-10 pod stays
+    assert_eq!(node_of(&api, "vip").await, "n1");
+    let left: Vec<String> = active_pods(&client, "default")
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert!(!left.contains(&"zero".to_string()), "{left:?}");
+    assert!(left.contains(&"ten".to_string()), "{left:?}");
+    // the polite pod did not take the room made for vip
+    let polite = api.get("polite").await.unwrap();
+    assert!(polite.spec.unwrap().node_name.is_none());
+    let evs: Api<Event> = Api::namespaced(client.clone(), "default");
+    let preempted = evs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("Preempted"))
+        .expect("a Preempted event");
+    assert_eq!(preempted.involved_object.name.as_deref(), Some("zero"));
+    assert_eq!(
+        preempted.message.as_deref(),
+        Some(format!("Preempted by pod {} on node n1", vip.uid().unwrap()).as_str())
+    );
+    // a priority-10 pod finds nothing below it to evict
+    api.create(&PostParams::default(), &pod("meek", one_cpu("low")))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_scheduling_message(&client, "meek").await,
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: \
+         1 No preemption victims found for incoming pod."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

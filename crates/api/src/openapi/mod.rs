@@ -20,6 +20,7 @@ use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
     discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
+    scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -314,7 +315,7 @@ fn build_schemas() -> BTreeMap<String, Value> {
         core::PersistentVolume, core::Binding, policy::Eviction,
         apps::Deployment, apps::ReplicaSet, apps::StatefulSet, apps::DaemonSet,
         apps::ControllerRevision, autoscaling_v1::Scale,
-        batch::Job, coordination::Lease, discovery::EndpointSlice,
+        batch::Job, coordination::Lease, discovery::EndpointSlice, scheduling::PriorityClass,
         autoscaling_v2::HorizontalPodAutoscaler, events::Event,
         meta::DeleteOptions, meta::Status, meta::WatchEvent<core::Pod>, meta::Patch,
         meta::APIResourceList,

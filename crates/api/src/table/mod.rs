@@ -437,6 +437,7 @@ enum Printer {
     Lease,
     EndpointSlice,
     HorizontalPodAutoscaler,
+    PriorityClass,
     Default,
 }
 
@@ -463,6 +464,7 @@ fn printer_for(r: &ResourceInfo) -> Printer {
         ("coordination.k8s.io", "Lease") => Printer::Lease,
         ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
+        ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
         _ => Printer::Default,
     }
 }
@@ -620,6 +622,13 @@ impl Printer {
                 images_col(),
                 selector_col("A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
             ],
+            Printer::PriorityClass => vec![
+                name_col(),
+                col("Value", "integer", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
+                col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
+                age_col(),
+                col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."),
+            ],
             Printer::Lease => vec![
                 name_col(),
                 col("Holder", "string", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),
@@ -753,6 +762,16 @@ impl Printer {
                 ctx.age(obj),
             ],
             Printer::Job => job_cells(obj, ctx),
+            Printer::PriorityClass => vec![
+                name(obj),
+                json!(obj.get("value").and_then(Value::as_i64).unwrap_or(0)),
+                json!(obj
+                    .get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)),
+                ctx.age(obj),
+                json!(s(obj, &["preemptionPolicy"])),
+            ],
             Printer::Lease => vec![
                 name(obj),
                 json!(s(obj, &["spec", "holderIdentity"])),

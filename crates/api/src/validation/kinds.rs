@@ -29,6 +29,9 @@ pub(crate) fn validate_kind(resource: &ResourceInfo, object: &Value, errs: &mut 
         ("", "PersistentVolume") => validate_pv(object, errs),
         ("discovery.k8s.io", "EndpointSlice") => validate_endpoint_slice(object, errs),
         ("coordination.k8s.io", "Lease") => validate_lease(object, errs),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            crate::priority::validate_priority_class(object, errs)
+        }
         ("apps", "Deployment") => workloads::validate_deployment(object, errs),
         ("apps", "ReplicaSet") => workloads::validate_replicaset(object, errs),
         ("apps", "StatefulSet") => workloads::validate_statefulset(object, errs),

@@ -5,7 +5,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, policy};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, coordination, core, discovery, events, policy, scheduling,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
 use crate::registry::ResourceInfo;
@@ -68,6 +70,9 @@ pub fn prune_kind(
         ("apps", "ControllerRevision") => roundtrip::<apps::v1::ControllerRevision>(&object, kind)?,
         ("batch", "Job") => roundtrip::<batch::v1::Job>(&object, kind)?,
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(&object, kind)?,
+        ("scheduling.k8s.io", "PriorityClass") => {
+            roundtrip::<scheduling::v1::PriorityClass>(&object, kind)?
+        }
         ("discovery.k8s.io", "EndpointSlice") => {
             roundtrip::<discovery::v1::EndpointSlice>(&object, kind)?
         }

@@ -43,6 +43,9 @@ pub(crate) fn validate_immutable(
         ("", "PersistentVolumeClaim") => validate_pvc_update(new, old, errs),
         ("", "ConfigMap") | ("", "Secret") => validate_immutable_data(resource, new, old, errs),
         ("", "Node") => validate_node_update(new, old, errs),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            crate::priority::validate_priority_class_update(new, old, errs)
+        }
         ("discovery.k8s.io", "EndpointSlice")
             if new.get("addressType") != old.get("addressType") =>
         {

@@ -218,6 +218,8 @@ impl Cluster {
             .arg("0")
             .arg("--sync-frequency")
             .arg("2s")
+            .arg("--system-reserved")
+            .arg("cpu=100m,memory=100Mi")
             .arg("-v")
             .arg("2");
         let log = self.tmp.path().join(format!("{}.kubelet.log", node.name));
