@@ -621,6 +621,7 @@ impl Worker {
             .unwrap_or_default();
         let sc = c.security_context.clone().unwrap_or_default();
         let caps = sc.capabilities.clone().unwrap_or_default();
+        let seccomp = seccomp_mode(&c.name, &sc, &psc)?;
         let security = SecurityConfig {
             privileged: sc.privileged == Some(true),
             capabilities_add: caps.add.unwrap_or_default(),
@@ -635,6 +636,7 @@ impl Worker {
                 .collect(),
             read_only_root_filesystem: sc.read_only_root_filesystem == Some(true),
             allow_privilege_escalation: sc.allow_privilege_escalation,
+            seccomp,
         };
         let expand_all = |v: &Option<Vec<String>>| -> Vec<String> {
             v.iter()
@@ -1371,6 +1373,25 @@ impl Worker {
     }
 }
 
+/// The container's seccomp profile: its own securityContext.seccompProfile, else the pod's;
+/// RuntimeDefault is the runtime's default profile, Unconfined or none is no filter (Kubernetes'
+/// default), Localhost profiles are refused as a CreateContainerConfigError.
+fn seccomp_mode(
+    container: &str,
+    sc: &k8s_openapi::api::core::v1::SecurityContext,
+    psc: &k8s_openapi::api::core::v1::PodSecurityContext,
+) -> Result<runtime::spec::SeccompMode, (String, String)> {
+    let profile = sc.seccomp_profile.as_ref().or(psc.seccomp_profile.as_ref());
+    match profile.map(|p| p.type_.as_str()) {
+        None | Some("Unconfined") => Ok(runtime::spec::SeccompMode::Unconfined),
+        Some("RuntimeDefault") => Ok(runtime::spec::SeccompMode::RuntimeDefault),
+        Some(other) => Err((
+            "CreateContainerConfigError".to_string(),
+            format!("container {container}: seccomp profile type {other} is not supported (RuntimeDefault and Unconfined are)"),
+        )),
+    }
+}
+
 /// Runs a lifecycle hook (exec, httpGet against the pod IP, or sleep) in container `id`.
 async fn run_hook(
     runtime: &dyn ContainerRuntime,
@@ -1438,6 +1459,46 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seccomp_profile_comes_from_the_container_else_the_pod() {
+        use k8s_openapi::api::core::v1::{PodSecurityContext, SeccompProfile, SecurityContext};
+        use runtime::spec::SeccompMode;
+        let profile = |t: &str| {
+            Some(SeccompProfile {
+                type_: t.into(),
+                ..Default::default()
+            })
+        };
+        let pod_default = PodSecurityContext {
+            seccomp_profile: profile("RuntimeDefault"),
+            ..Default::default()
+        };
+        let none = SecurityContext::default();
+        assert_eq!(
+            seccomp_mode("c", &none, &pod_default),
+            Ok(SeccompMode::RuntimeDefault)
+        );
+        let unconfined = SecurityContext {
+            seccomp_profile: profile("Unconfined"),
+            ..Default::default()
+        };
+        assert_eq!(
+            seccomp_mode("c", &unconfined, &pod_default),
+            Ok(SeccompMode::Unconfined)
+        );
+        assert_eq!(
+            seccomp_mode("c", &none, &PodSecurityContext::default()),
+            Ok(SeccompMode::Unconfined)
+        );
+        let local = SecurityContext {
+            seccomp_profile: profile("Localhost"),
+            ..Default::default()
+        };
+        let (reason, msg) = seccomp_mode("c", &local, &pod_default).unwrap_err();
+        assert_eq!(reason, "CreateContainerConfigError");
+        assert!(msg.contains("Localhost is not supported"), "{msg}");
+    }
 
     #[test]
     fn registry_names() {

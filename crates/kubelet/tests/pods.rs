@@ -260,6 +260,8 @@ kind: Pod
 metadata: {name: echo}
 spec:
   restartPolicy: Never
+  securityContext:
+    seccompProfile: {type: RuntimeDefault}
   containers:
   - name: app
     image: busybox:latest
@@ -379,6 +381,18 @@ spec:
     // when the container exits.
     c.wait_pod("default", "echo", T, "Running", |p| phase(p) == "Running")
         .await;
+    // the pod's seccompProfile RuntimeDefault: the runtime's default filter is loaded
+    let o = c
+        .kubectl(&[
+            "exec",
+            "echo",
+            "--",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ])
+        .unwrap();
+    assert_eq!(text(&o), "Seccomp:\t2\n", "{}", err(&o));
     let o = c
         .kubectl_stdin(&["attach", "-i", "echo", "-c", "app"], "hello\nquit\n")
         .unwrap();

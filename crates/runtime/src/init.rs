@@ -42,6 +42,9 @@ pub enum InitError {
     /// The executable was not found.
     #[error("executable {0} not found in the container's PATH")]
     NotFound(String),
+    /// The seccomp section could not be turned into a filter.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// The overlay root of a container.
@@ -399,8 +402,8 @@ fn cap_set(v: &Option<HashSet<oci_spec::runtime::Capability>>) -> Result<CapsHas
     Ok(out)
 }
 
-/// rlimits, no_new_privs, groups/uid/gid and capabilities (in the order that keeps them valid),
-/// then the working directory.
+/// rlimits, the seccomp filter, groups/uid/gid, capabilities and no_new_privs (in the order
+/// that keeps them valid), then the working directory.
 pub fn setup_process(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError> {
     let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
     for r in p.rlimits().as_deref().unwrap_or_default() {
@@ -417,6 +420,14 @@ pub fn setup_process(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError> {
     for c in caps::all() {
         if !bounding.contains(&c) {
             sys.drop_bounding(c)?;
+        }
+    }
+    // Seccomp while this process still has CAP_SYS_ADMIN (no_new_privs may not be set); the
+    // default profile refuses none of the calls that follow (setgroups, setuid, capset, prctl,
+    // chdir, execve).
+    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        for program in crate::seccomp::compile(profile)? {
+            sys.apply_seccomp(&program)?;
         }
     }
     let u = p.user();
@@ -614,6 +625,39 @@ mod tests {
             .any(|x| x == "capset Effective CAP_NET_BIND_SERVICE"));
         assert!(pos("setuid") < pos("capset Effective"));
         assert!(c.iter().any(|x| x == "no_new_privs"));
+    }
+
+    #[test]
+    fn seccomp_is_loaded_before_the_capabilities_go_and_only_when_asked() {
+        let sys = RecordingSyscall::new();
+        setup_process(&sys, &spec(SecurityConfig::default())).unwrap();
+        assert!(!sys.calls().iter().any(|x| x.starts_with("seccomp")));
+        let sys = RecordingSyscall::new();
+        let s = spec(SecurityConfig {
+            seccomp: crate::spec::SeccompMode::RuntimeDefault,
+            ..Default::default()
+        });
+        setup_process(&sys, &s).unwrap();
+        let c = sys.calls();
+        let filters: Vec<usize> = (0..c.len())
+            .filter(|i| c[*i].starts_with("seccomp"))
+            .collect();
+        // the EPERM list and clone3's ENOSYS
+        assert_eq!(filters.len(), 2, "{c:?}");
+        let pos = |n: &str| c.iter().position(|x| x.starts_with(n)).unwrap();
+        assert!(
+            filters[1] < pos("setgroups") && filters[1] < pos("capset"),
+            "{c:?}"
+        );
+        // privileged containers stay unconfined
+        let sys = RecordingSyscall::new();
+        let s = spec(SecurityConfig {
+            seccomp: crate::spec::SeccompMode::RuntimeDefault,
+            privileged: true,
+            ..Default::default()
+        });
+        setup_process(&sys, &s).unwrap();
+        assert!(!sys.calls().iter().any(|x| x.starts_with("seccomp")));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod init;
 pub mod logs;
 pub mod process;
 pub mod runtime;
+pub mod seccomp;
 pub mod spec;
 pub mod sys;
 pub mod util;

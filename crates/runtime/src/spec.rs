@@ -151,6 +151,19 @@ pub struct SecurityConfig {
     pub read_only_root_filesystem: bool,
     /// allowPrivilegeEscalation (default true in Kubernetes; no_new_privs when false).
     pub allow_privilege_escalation: Option<bool>,
+    /// seccompProfile (privileged containers always run unconfined, as in Kubernetes).
+    pub seccomp: SeccompMode,
+}
+
+/// A container's seccomp profile, as Kubernetes' seccompProfile.type names them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SeccompMode {
+    /// No filter (Kubernetes' default unless the kubelet's --seccomp-default is set).
+    #[default]
+    Unconfined,
+    /// The runtime's default profile (`crate::seccomp::default_profile`).
+    RuntimeDefault,
 }
 
 /// An rlimit.
@@ -399,7 +412,13 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
             "readonlyPaths": if sec.privileged { vec![] } else { READONLY_PATHS.to_vec() },
         },
     });
-    serde_json::from_value(v)
+    let mut spec: Spec = serde_json::from_value(v)?;
+    if sec.seccomp == SeccompMode::RuntimeDefault && !sec.privileged {
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_seccomp(Some(crate::seccomp::default_profile(&caps)));
+        }
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub trait Syscall {
     fn set_keep_caps(&self, keep: bool) -> SysResult<()>;
     /// prctl(PR_SET_NO_NEW_PRIVS).
     fn set_no_new_privs(&self) -> SysResult<()>;
+    /// seccomp(SECCOMP_SET_MODE_FILTER) with one BPF program (needs no_new_privs or
+    /// CAP_SYS_ADMIN).
+    fn apply_seccomp(&self, program: &seccompiler::BpfProgram) -> SysResult<()>;
     /// Sets one capability set of this thread.
     fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()>;
     /// Drops one capability from the bounding set.
@@ -303,6 +306,15 @@ impl Syscall for LinuxSyscall {
     fn set_no_new_privs(&self) -> SysResult<()> {
         nix::sys::prctl::set_no_new_privs().map_err(|e| err("prctl", "PR_SET_NO_NEW_PRIVS", e))
     }
+    fn apply_seccomp(&self, program: &seccompiler::BpfProgram) -> SysResult<()> {
+        seccompiler::apply_filter(program).map_err(|e| {
+            err(
+                "seccomp",
+                format!("{} instructions", program.len()),
+                std::io::Error::other(e.to_string()),
+            )
+        })
+    }
     fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()> {
         caps::set(None, set, caps).map_err(|e| {
             err(
@@ -497,6 +509,9 @@ impl Syscall for RecordingSyscall {
     }
     fn set_no_new_privs(&self) -> SysResult<()> {
         self.rec("no_new_privs", "no_new_privs".to_string())
+    }
+    fn apply_seccomp(&self, program: &seccompiler::BpfProgram) -> SysResult<()> {
+        self.rec("seccomp", format!("seccomp {} instructions", program.len()))
     }
     fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> SysResult<()> {
         let mut v: Vec<String> = caps.iter().map(|c| c.to_string()).collect();

@@ -151,6 +151,28 @@ fn shared_pid_namespace_and_security_context() {
         st.contains("NoNewPrivs:\t1") && st.contains("CapEff:\t0000000000000000"),
         "{st}"
     );
+    // The default seccomp profile (RuntimeDefault): a user namespace, which the kernel lets
+    // any process create, is refused inside the filtered container, to its init and to exec,
+    // and allowed in the unconfined one.
+    let c = rt.start(
+        &pod,
+        json!({"name": "c", "image": "busybox:latest",
+            "command": ["sh", "-c", "unshare -U true 2>/dev/null; echo init-unshare=$?; sleep 1000"],
+            "security": {"seccomp": "runtime_default"}}),
+    );
+    let filtered = rt.exec(&c, &["grep", "Seccomp:", "/proc/self/status"]).1;
+    assert!(filtered.contains("Seccomp:\t2"), "{filtered}");
+    let (code, out) = rt.exec(&c, &["sh", "-c", "unshare -U true 2>&1"]);
+    assert_ne!(code, 0, "unshare under RuntimeDefault: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !rt.logs(&c).contains("init-unshare=") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(rt.logs(&c).contains("init-unshare=1"), "{}", rt.logs(&c));
+    let unconfined = rt.exec(&a, &["grep", "Seccomp:", "/proc/self/status"]).1;
+    assert!(unconfined.contains("Seccomp:\t0"), "{unconfined}");
+    assert_eq!(rt.exec(&a, &["unshare", "-U", "true"]).0, 0);
     let left = rt.cleanup();
     assert!(left.is_empty(), "leaked: {left:#?}");
 }
