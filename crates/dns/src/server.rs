@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
+use nix::sys::socket::{setsockopt, sockopt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -390,6 +391,12 @@ fn unspecified_for(addr: &SocketAddr) -> SocketAddr {
 async fn forward_udp(upstream: SocketAddr, packet: &[u8], id: [u8; 2]) -> std::io::Result<Vec<u8>> {
     // A fresh socket (random source port) per request: only the upstream can answer it.
     let socket = UdpSocket::bind(unspecified_for(&upstream)).await?;
+    // Without IP_RECVERR a connected UDP socket hears only of "port unreachable"; with it, a
+    // router's "host/net unreachable" fails the receive at once instead of after the timeout.
+    match upstream {
+        SocketAddr::V4(_) => setsockopt(&socket, sockopt::Ipv4RecvErr, &true)?,
+        SocketAddr::V6(_) => setsockopt(&socket, sockopt::Ipv6RecvErr, &true)?,
+    }
     socket.connect(upstream).await?;
     socket.send(packet).await?;
     let mut buf = vec![0u8; 65_535];

@@ -245,6 +245,75 @@ async fn forwards_outside_names_and_times_out_to_servfail() {
     drop(silent_tcp);
 }
 
+/// An upstream that a router reports unreachable fails the forward at once: the client gets
+/// SERVFAIL within its 2 s wait although the forward timeout is 30 s. The test's own two
+/// namespaces: the server's, whose default route points at a router namespace, and the router,
+/// which forwards but has no route to the upstream and so answers ICMP net unreachable (which a
+/// plain connected UDP socket ignores, so without IP_RECVERR the client would get nothing).
+#[test]
+fn unreachable_upstream_fails_at_once_instead_of_timing_out() {
+    if !testkit::is_root() {
+        testkit::missing(
+            "unreachable_upstream_fails_at_once_instead_of_timing_out: root (network namespaces)",
+            "run the suite as root; CI does",
+        );
+        return;
+    }
+    let server_ns = testkit::netns::NetNs::new("dnsus").expect("server namespace");
+    let router = testkit::netns::NetNs::new("dnsur").expect("router namespace");
+    server_ns
+        .ip(&[
+            "link", "add", "urs0", "type", "veth", "peer", "name", "urr0",
+        ])
+        .expect("veth pair");
+    server_ns
+        .ip(&["link", "set", "urr0", "netns", router.name()])
+        .expect("veth into the router");
+    for args in [
+        &["addr", "add", "10.99.0.1/30", "dev", "urs0"][..],
+        &["link", "set", "urs0", "up"],
+        &["route", "add", "default", "via", "10.99.0.2"],
+    ] {
+        server_ns.ip(args).expect("server side");
+    }
+    for args in [
+        &["addr", "add", "10.99.0.2/30", "dev", "urr0"][..],
+        &["link", "set", "urr0", "up"],
+    ] {
+        router.ip(args).expect("router side");
+    }
+    let forwarding = router
+        .command("sysctl")
+        .args(["-q", "-w", "net.ipv4.ip_forward=1"])
+        .status()
+        .expect("run sysctl");
+    assert!(forwarding.success(), "forwarding in the router namespace");
+    let upstream: SocketAddr = "203.0.113.53:53".parse().unwrap();
+    let path = server_ns.path();
+    let code = std::thread::spawn(move || {
+        testkit::netns::enter_netns(&path).expect("enter the server namespace");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let config = ServerConfig {
+                upstreams: vec![upstream],
+                upstream_timeout: Duration::from_secs(30),
+                ..ServerConfig::default()
+            };
+            let dns = TestDns::start(None, config).await;
+            udp_query(dns.server.addr, "www.example.org", RecordType::A)
+                .await
+                .metadata
+                .response_code
+        })
+    })
+    .join()
+    .expect("the query thread");
+    assert_eq!(code, ResponseCode::ServFail);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_floods_get_answers_or_errors() {
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
