@@ -509,38 +509,13 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
     ));
     // The container holds its FIFO open for reading, so this open does not block; it fails
     // (ENXIO) only when the container is gone.
-    let mut fifo = match (want.stdin, &target.stdin_path) {
+    let fifo = match (want.stdin, &target.stdin_path) {
         (true, Some(path)) => tokio::net::unix::pipe::OpenOptions::new()
             .open_sender(path)
             .ok(),
         _ => None,
     };
-    let input = async {
-        while let Some(Ok(msg)) = stream.next().await {
-            let data = match msg {
-                Message::Binary(b) => b.to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            let Some((&chan, rest)) = data.split_first() else {
-                continue;
-            };
-            match chan {
-                0 => {
-                    if let Some(p) = fifo.as_mut() {
-                        if p.write_all(rest).await.is_err() {
-                            fifo = None;
-                        }
-                    }
-                }
-                255 if rest.first() == Some(&0) => fifo = None,
-                _ => {}
-            }
-        }
-        fifo = None;
-        let _ = fifo;
-        std::future::pending::<()>().await;
-    };
+    let input = forward_stdin(&mut stream, fifo);
     let output = async {
         while let Some(batch) = records.recv().await {
             for frame in attach_frames(&batch, want.stdout, want.stderr) {
@@ -567,6 +542,40 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
         _ = input => {}
         _ = output => {}
     }
+}
+
+/// Feeds the client's channel 0 into `stdin` until the client closes stdin (v5's close
+/// signal), a write fails or the client goes away; then stays pending, so that the output side
+/// decides when the stream ends.
+async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    mut stdin: Option<W>,
+) {
+    while let Some(Ok(msg)) = stream.next().await {
+        let data = match msg {
+            Message::Binary(b) => b.to_vec(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let Some((&chan, rest)) = data.split_first() else {
+            continue;
+        };
+        match chan {
+            0 => {
+                if let Some(p) = stdin.as_mut() {
+                    if p.write_all(rest).await.is_err() {
+                        stdin = None;
+                    }
+                }
+            }
+            // v5: close signal for a stream; stdin is the only one a client closes.
+            255 if rest.first() == Some(&0) => stdin = None,
+            _ => {}
+        }
+    }
+    // The client went away: stop feeding stdin.
+    drop(stdin);
+    std::future::pending::<()>().await
 }
 
 async fn run_exec(
@@ -629,35 +638,7 @@ async fn run_exec(
         }
     }
     drop(out_tx);
-    let mut child_stdin = child.stdin.take();
-    let input = async {
-        while let Some(Ok(msg)) = stream.next().await {
-            let data = match msg {
-                Message::Binary(b) => b.to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            let Some((&chan, rest)) = data.split_first() else {
-                continue;
-            };
-            match chan {
-                0 => {
-                    if let Some(p) = child_stdin.as_mut() {
-                        if p.write_all(rest).await.is_err() {
-                            child_stdin = None;
-                        }
-                    }
-                }
-                // v5: close signal for a stream; stdin is the only one a client closes.
-                255 if rest.first() == Some(&0) => child_stdin = None,
-                _ => {}
-            }
-        }
-        // The client went away: stop feeding stdin.
-        child_stdin = None;
-        let _ = child_stdin;
-        std::future::pending::<()>().await;
-    };
+    let input = forward_stdin(&mut stream, child.stdin.take());
     let output = async {
         while let Some((chan, data)) = out_rx.recv().await {
             let mut m = Vec::with_capacity(data.len() + 1);

@@ -120,23 +120,7 @@ async fn too_big_pod_waits_with_failed_scheduling_then_lands_on_a_big_node() {
     api.create(&PostParams::default(), &pod("big", json!({"containers": [{"name": "c", "image": "busybox:latest", "resources": {"requests": {"cpu": "4"}}}]})))
         .await
         .unwrap();
-    let evs: Api<Event> = Api::namespaced(client.clone(), "default");
-    let msg = wait_for("FailedScheduling", T, || {
-        let evs = evs.clone();
-        async move {
-            evs.list(&Default::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find_map(|e| {
-                    (e.reason.as_deref() == Some("FailedScheduling")
-                        && e.involved_object.name.as_deref() == Some("big"))
-                    .then(|| e.message.unwrap_or_default())
-                })
-        }
-    })
-    .await;
+    let msg = failed_scheduling_message(&client, "big").await;
     assert_eq!(
         msg,
         "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}. \
