@@ -11,7 +11,6 @@ use api::ResourceInfo;
 use serde_json::{json, Value};
 
 use crate::allocator::{AllocError, Allocator};
-use crate::cache;
 use crate::error::ApiError;
 use crate::objects;
 use crate::server::ApiServer;
@@ -393,14 +392,7 @@ fn priority_classes() -> &'static ResourceInfo {
 /// before the pod may not have reached the cache yet).
 async fn priority_class(srv: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
     let r = priority_classes();
-    let key = r.key(None, name);
-    if let Some(cached) = srv.cache.resource(r).get(&key).await {
-        return Ok(Some((*cached).clone()));
-    }
-    match srv.store.get(&key).await? {
-        Some(kv) => Ok(cache::decode(&kv.value, kv.mod_revision).ok()),
-        None => Ok(None),
-    }
+    crate::handlers::cached_or_stored(srv, r, &r.key(None, name)).await
 }
 
 /// Every PriorityClass with globalDefault set, from the watch cache.

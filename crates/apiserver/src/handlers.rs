@@ -230,11 +230,20 @@ pub fn add_warnings(resp: &mut Response, warnings: Vec<String>) {
 /// its informer), falling back to the store when the cache has not seen it yet.
 async fn namespace_exists(srv: &ApiServer, ns: &str) -> Result<Option<Value>, ApiError> {
     let nsr = api::registry::find("", "v1", "namespaces").expect("namespaces registered");
-    let key = nsr.key(None, ns);
-    if let Some(cached) = srv.cache.resource(nsr).get(&key).await {
+    cached_or_stored(srv, nsr, &nsr.key(None, ns)).await
+}
+
+/// The object at `key` of `r` from the watch cache, else from the store (an object written
+/// just before may not have reached the cache yet).
+pub(crate) async fn cached_or_stored(
+    srv: &ApiServer,
+    r: &ResourceInfo,
+    key: &str,
+) -> Result<Option<Value>, ApiError> {
+    if let Some(cached) = srv.cache.resource(r).get(key).await {
         return Ok(Some((*cached).clone()));
     }
-    match srv.store.get(&key).await? {
+    match srv.store.get(key).await? {
         Some(kv) => Ok(cache::decode(&kv.value, kv.mod_revision).ok()),
         None => Ok(None),
     }

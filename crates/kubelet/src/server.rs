@@ -524,24 +524,33 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
                 }
             }
         }
-        let mut m = vec![3u8];
-        m.extend(
-            serde_json::json!({"metadata": {}, "status": "Success"})
-                .to_string()
-                .into_bytes(),
-        );
-        let _ = sink.send(Message::Binary(m.into())).await;
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
+        finish_stream(
+            &mut sink,
+            &serde_json::json!({"metadata": {}, "status": "Success"}),
+        )
+        .await;
     };
     tokio::select! {
         _ = input => {}
         _ = output => {}
     }
+}
+
+/// Ends an exec or attach stream: `status` on the error channel (3), then a normal closure
+/// (1000): clients treat a close without a status as an error.
+async fn finish_stream(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    status: &serde_json::Value,
+) {
+    let mut m = vec![3u8];
+    m.extend(status.to_string().into_bytes());
+    let _ = sink.send(Message::Binary(m.into())).await;
+    let _ = sink
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: "".into(),
+        })))
+        .await;
 }
 
 /// Feeds the client's channel 0 into `stdin` until the client closes stdin (v5's close
@@ -652,16 +661,7 @@ async fn run_exec(
             Ok(s) => s.code().unwrap_or(137),
             Err(_) => 1,
         };
-        let mut m = vec![3u8];
-        m.extend(exec_status(code, &cmd).to_string().into_bytes());
-        let _ = sink.send(Message::Binary(m.into())).await;
-        // A normal closure (1000): clients treat a close without a status as an error.
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
+        finish_stream(&mut sink, &exec_status(code, &cmd)).await;
     };
     tokio::select! {
         _ = input => {}
