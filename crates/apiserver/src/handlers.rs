@@ -96,8 +96,9 @@ pub async fn handle(
             let pod = get_object(srv, r, ns, name).await?;
             crate::kubelet_proxy::attach(srv, &pod, query, headers, upgrade).await
         }
-        (_, Some(name), Some(Subresource::PortForward)) => {
-            kubelet_placeholder(srv, r, ns, name).await
+        (Method::GET | Method::POST, Some(name), Some(Subresource::PortForward)) => {
+            let pod = get_object(srv, r, ns, name).await?;
+            crate::kubelet_proxy::port_forward(srv, &pod, query, headers, upgrade).await
         }
         (Method::POST, None, None) => {
             let value = read_json(headers, body).await?;
@@ -1275,29 +1276,6 @@ async fn evict(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         vec![],
-    ))
-}
-
-async fn kubelet_placeholder(
-    srv: &Arc<ApiServer>,
-    r: &'static ResourceInfo,
-    ns: Option<&str>,
-    name: &str,
-) -> Result<Response, ApiError> {
-    let pod = get_object(srv, r, ns, name).await?;
-    if pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    Err(ApiError::new(
-        501,
-        "NotImplemented",
-        format!("port-forward is not supported by mini-cluster's kubelet yet (pod {name})"),
     ))
 }
 

@@ -1,4 +1,4 @@
-//! pods/log, pods/exec and pods/attach: the apiserver finds the pod's node and proxies the
+//! pods/log, pods/exec, pods/attach and pods/portforward: the apiserver finds the pod's node and proxies the
 //! request to that node's kubelet API (logs stream through; exec and attach are HTTP upgrades
 //! whose two halves are spliced together). Kubelets may live in another network namespace (a local lab cluster):
 //! then they are dialed from inside it.
@@ -204,7 +204,8 @@ pub async fn exec(
     if query.all("command").is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
-    splice_upgrade(srv, "exec", pod, query, headers, upgrade).await
+    let path = kubelet_path("exec", pod, &container_of(pod, query)?, query);
+    splice_upgrade(srv, "exec", path, &["websocket"], pod, headers, upgrade).await
 }
 
 /// GET/POST pods/attach: as exec, to the container's own process.
@@ -223,27 +224,59 @@ pub async fn attach(
             "you must specify at least one of stdin, stdout, stderr",
         ));
     }
-    splice_upgrade(srv, "attach", pod, query, headers, upgrade).await
+    let path = kubelet_path("attach", pod, &container_of(pod, query)?, query);
+    splice_upgrade(srv, "attach", path, &["websocket"], pod, headers, upgrade).await
 }
 
-/// Upgrades the client's connection and splices it to the kubelet's `what` endpoint.
-async fn splice_upgrade(
+/// GET/POST pods/portforward: upgrades (to SPDY/3.1, directly or in a WebSocket) and splices
+/// the connection to the kubelet, which speaks the port-forward protocol.
+pub async fn port_forward(
     srv: &Arc<ApiServer>,
-    what: &str,
     pod: &Value,
     query: &Query,
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let container = container_of(pod, query)?;
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let q: Vec<String> = query
+        .pairs()
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    let path = format!("/portForward/{ns}/{name}?{}", q.join("&"));
+    let accepted = ["websocket", "spdy/3.1"];
+    splice_upgrade(srv, "portforward", path, &accepted, pod, headers, upgrade).await
+}
+
+/// Upgrades the client's connection and splices it to the kubelet's `path`; `accepted` lists
+/// the Upgrade protocols (lowercase) this endpoint takes.
+async fn splice_upgrade(
+    srv: &Arc<ApiServer>,
+    what: &str,
+    path: String,
+    accepted: &[&str],
+    pod: &Value,
+    headers: &HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, ApiError> {
     let wants_upgrade = headers
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        .is_some_and(|v| accepted.contains(&v.to_ascii_lowercase().as_str()));
     let Some(client_upgrade) = upgrade.filter(|_| wants_upgrade) else {
-        return Err(ApiError::bad_request(format!(
-            "{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)"
-        )));
+        return Err(ApiError::bad_request(if what == "portforward" {
+            "portforward needs an upgrade to SPDY/3.1 or a WebSocket (SPDY/3.1+portforward.k8s.io)"
+                .to_string()
+        } else {
+            format!("{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+        }));
     };
     let addr = kubelet_of(srv, pod).await?;
     let stream = dial(addr, srv.config.kubelet_netns.clone())
@@ -255,8 +288,7 @@ async fn splice_upgrade(
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let mut req = Request::get(kubelet_path(what, pod, &container, query))
-        .header(http::header::HOST, addr.to_string());
+    let mut req = Request::get(path).header(http::header::HOST, addr.to_string());
     for h in [
         http::header::CONNECTION,
         http::header::UPGRADE,
@@ -264,6 +296,7 @@ async fn splice_upgrade(
         http::header::SEC_WEBSOCKET_VERSION,
         http::header::SEC_WEBSOCKET_PROTOCOL,
         http::header::SEC_WEBSOCKET_EXTENSIONS,
+        http::header::HeaderName::from_static("x-stream-protocol-version"),
     ] {
         for v in headers.get_all(&h) {
             req = req.header(&h, v);

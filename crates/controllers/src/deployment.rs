@@ -852,19 +852,14 @@ pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
-/// Available replicas of a set; while its status lags a spec change, never more than spec.
+/// Available replicas of a set, never more than its spec: pods beyond spec are on their way out
+/// (a status that lags a scale-down still counts them), so they cannot carry availability.
 pub fn available_of(rs: &ReplicaSet) -> i32 {
-    let av = rs
-        .status
+    rs.status
         .as_ref()
         .and_then(|s| s.available_replicas)
-        .unwrap_or(0);
-    let observed = rs.status.as_ref().and_then(|s| s.observed_generation);
-    if observed < rs.metadata.generation {
-        av.min(spec_replicas(rs))
-    } else {
-        av
-    }
+        .unwrap_or(0)
+        .min(spec_replicas(rs))
 }
 
 /// How many unavailable replicas of an old set upstream's cleanupUnhealthyReplicas removes, within
@@ -1320,6 +1315,8 @@ mod tests {
         let mut r = rs("a", 8, 10);
         r.metadata.generation = Some(3);
         r.status.as_mut().unwrap().observed_generation = Some(2);
+        assert_eq!(available_of(&r), 8);
+        r.status.as_mut().unwrap().observed_generation = Some(3);
         assert_eq!(available_of(&r), 8);
     }
 

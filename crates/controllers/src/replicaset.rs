@@ -66,6 +66,14 @@ impl Expectations {
             e.dels.remove(uid);
         }
     }
+    /// UIDs of pods `key` has deleted whose deletion its cache has not shown yet: they must not
+    /// count in a status computed from that cache.
+    pub fn pending_deletions(&self, key: &str) -> HashSet<String> {
+        match self.inner.lock().unwrap().get(key) {
+            Some(e) if e.at.elapsed() <= EXPECTATIONS_TTL => e.dels.clone(),
+            _ => HashSet::new(),
+        }
+    }
     /// Drops the record of `key`.
     pub fn delete(&self, key: &str) {
         self.inner.lock().unwrap().remove(key);
@@ -239,6 +247,11 @@ impl ReplicaSetController {
                 Ok(deleted) => owned.retain(|p| !deleted.contains(&p.uid().unwrap_or_default())),
                 Err(e) => manage_err = Some(e),
             }
+        } else {
+            // A sync before the cache has caught up with earlier deletions: the pods still look
+            // alive there but are on their way out, so they are not available replicas.
+            let pending = self.expectations.pending_deletions(key);
+            owned.retain(|p| !pending.contains(&p.uid().unwrap_or_default()));
         }
         let requeue = self.update_status(&rs, &owned, manage_err.as_ref()).await?;
         if let Some(e) = manage_err {
@@ -560,5 +573,27 @@ fn enqueue_matching(store: &kube::runtime::reflector::Store<ReplicaSet>, p: &Pod
                 q.add(key_of(rs.as_ref()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_deletions_shrink_as_deletions_are_observed() {
+        let exp = Expectations::default();
+        assert!(exp.pending_deletions("ns/rs").is_empty());
+        exp.expect("ns/rs", 0, ["a".to_string(), "b".to_string()].into());
+        assert!(!exp.satisfied("ns/rs"));
+        assert_eq!(exp.pending_deletions("ns/rs").len(), 2);
+        exp.deletion_observed("ns/rs", "a");
+        assert_eq!(
+            exp.pending_deletions("ns/rs"),
+            HashSet::from(["b".to_string()])
+        );
+        exp.deletion_observed("ns/rs", "b");
+        assert!(exp.pending_deletions("ns/rs").is_empty());
+        assert!(exp.satisfied("ns/rs"));
     }
 }

@@ -1,7 +1,8 @@
 //! The kubelet API on port 10250: /healthz, /pods, container logs (follow, tailLines,
 //! sinceSeconds, timestamps, previous, limitBytes), exec and attach over WebSocket with
-//! Kubernetes' channel protocols (v5.channel.k8s.io, v4.channel.k8s.io). The apiserver's
-//! pods/log, pods/exec and pods/attach proxy here.
+//! Kubernetes' channel protocols (v5.channel.k8s.io, v4.channel.k8s.io), and port-forward
+//! over SPDY ([`crate::portforward`]). The apiserver's pods/log, pods/exec, pods/attach and
+//! pods/portforward proxy here.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -107,6 +108,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/attach/{namespace}/{pod}/{container}",
             get(attach).post(attach),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(port_forward).post(port_forward),
         )
         .with_state(state)
 }
@@ -456,6 +461,150 @@ async fn attach(
     };
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     ws.on_upgrade(move |socket| run_attach(socket, st, target, streams))
+}
+
+/// How long a port-forward waits for a pod's port to accept.
+const FORWARD_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// GET/POST /portForward/{namespace}/{pod}: upgrades to SPDY/3.1, directly or tunnelled in a
+/// WebSocket, and forwards the connections the client opens to ports of the pod.
+async fn port_forward(
+    State(st): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    mut req: axum::extract::Request,
+) -> Response {
+    let Some(pod) = find_pod(&st, &ns, &name).await else {
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {ns}/{name} is not running on this node"),
+        );
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let sandbox = st.runtime.list_sandboxes().await.ok().and_then(|all| {
+        all.into_iter().find(|sb| {
+            sb.status == "ready" && sb.labels.get(LABEL_POD_UID).map(String::as_str) == Some(&uid)
+        })
+    });
+    let Some(sandbox) = sandbox else {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("pod {name} has no running sandbox"),
+        );
+    };
+    // no namespace path on a ready sandbox: the pod shares the node's network
+    let netns = sandbox.netns.map(PathBuf::from);
+    let dial: crate::portforward::Dialer = Arc::new(move |port| {
+        let netns = netns.clone();
+        Box::pin(async move {
+            match netns {
+                Some(path) => {
+                    network::ops::connect_in_netns(&path, port, FORWARD_DIAL_TIMEOUT).await
+                }
+                None => {
+                    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+                    tokio::time::timeout(FORWARD_DIAL_TIMEOUT, connect)
+                        .await
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+                }
+            }
+        })
+    });
+    let describe = Arc::new(move |port: u16, e: &std::io::Error| {
+        crate::portforward::forward_error(port, &name, &uid, e)
+    });
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if upgrade == "websocket" {
+        let offered = req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == crate::portforward::TUNNEL_PROTOCOL);
+        if !offered {
+            return status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "port-forward over WebSocket speaks the {} protocol only",
+                    crate::portforward::TUNNEL_PROTOCOL
+                ),
+            );
+        }
+        use axum::extract::FromRequestParts;
+        let (mut parts, _) = req.into_parts();
+        let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &st).await {
+            Ok(ws) => ws,
+            Err(e) => return e.into_response(),
+        };
+        return ws
+            .protocols([crate::portforward::TUNNEL_PROTOCOL])
+            .on_upgrade(move |socket| async move {
+                let io = websocket_byte_stream(socket);
+                crate::portforward::serve(io, dial, describe).await;
+            });
+    }
+    if upgrade != "spdy/3.1" {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "port-forward needs an upgrade to SPDY/3.1 (directly or in a WebSocket)".into(),
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            crate::portforward::serve(io, dial, describe).await;
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1")
+        .header("X-Stream-Protocol-Version", crate::portforward::PROTOCOL)
+        .body(Body::empty())
+        .expect("a static response")
+}
+
+/// The byte stream carried in a WebSocket's binary messages, as one end of an in-memory pipe.
+fn websocket_byte_stream(socket: WebSocket) -> tokio::io::DuplexStream {
+    let (ours, theirs) = tokio::io::duplex(256 << 10);
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let (mut from_pipe, mut to_pipe) = tokio::io::split(theirs);
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            match msg {
+                Message::Binary(bytes) if to_pipe.write_all(&bytes).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = to_pipe.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match from_pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+                    if ws_tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    });
+    ours
 }
 
 /// The streams an attach asked for.

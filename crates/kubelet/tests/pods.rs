@@ -1,5 +1,5 @@
 //! Root integration tests of the kubelet on a lab cluster: the seed flow (two containers on
-//! localhost), probes, restart policies and phases, logs and exec through the apiserver,
+//! localhost, port-forward), probes, restart policies and phases, logs and exec through the apiserver,
 //! ConfigMaps/Secrets/emptyDir, graceful deletion, adoption after a kubelet SIGKILL, pod-to-pod
 //! traffic across two nodes, startup probes, preStop hooks and hostNetwork pods; after each,
 //! nothing is left behind.
@@ -81,6 +81,30 @@ spec:
     let o = c.kubectl(&["get", "pod", "seed", "--no-headers"]).unwrap();
     let cols: Vec<String> = text(&o).split_whitespace().map(str::to_string).collect();
     assert_eq!(cols[..4], ["seed", "2/2", "Running", "0"], "{}", text(&o));
+    // kubectl port-forward (SPDY tunnelled in a WebSocket through the apiserver to the
+    // kubelet): two connections through one session reach the web container's port.
+    let mut forward = PortForward::start(&c, "seed", "8080");
+    for _ in 0..2 {
+        let page = forward.get("/");
+        if page.is_empty() {
+            panic!("nothing through port-forward: {}", forward.stop());
+        }
+        assert!(
+            page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+            "{page}"
+        );
+        assert!(page.ends_with("hello-from-web\n"), "{page}");
+    }
+    drop(forward);
+    // A port nothing listens on: the connection closes and kubectl reports the kubelet's error.
+    let mut forward = PortForward::start(&c, "seed", "9");
+    let page = forward.get("/");
+    assert!(page.is_empty(), "{page}");
+    let stderr = forward.stop();
+    assert!(
+        stderr.contains("error forwarding port 9 to pod seed"),
+        "{stderr}"
+    );
     // The pod's cgroups sit in the node's kubepods tree by QoS class (BestEffort here).
     let id = common::container(&p, "web")
         .and_then(|s| s.container_id.clone())
@@ -177,6 +201,95 @@ spec:
     );
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// A running `kubectl port-forward pod/<pod> :<port>` and the local port it listens on.
+struct PortForward {
+    child: std::process::Child,
+    local: u16,
+}
+
+impl PortForward {
+    fn start(c: &Cluster, pod: &str, port: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(testkit::kubectl().expect("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["port-forward", &format!("pod/{pod}"), &format!(":{port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // kubectl goes on writing "Handling connection for ..." lines: keep reading them
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // "Forwarding from 127.0.0.1:40123 -> 8080"
+        let local = line
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+        let Some(local) = local else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("port-forward printed {line:?}: {}", err(&out))
+        };
+        PortForward { child, local }
+    }
+
+    /// An HTTP/1.0 GET of `path` through the forwarded port: the whole answer.
+    fn get(&mut self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = match std::net::TcpStream::connect(("127.0.0.1", self.local)) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut stderr = String::new();
+                use std::io::Read as _;
+                let _ = self
+                    .child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr);
+                panic!("connect to kubectl port-forward: {e}: {stderr}")
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Gives kubectl a few seconds to end by itself, then stops it; what it wrote on stderr.
+    fn stop(mut self) -> String {
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let mut stderr = String::new();
+        use std::io::Read;
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr);
+        let _ = self.child.wait();
+        stderr
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn apply(c: &Cluster, name: &str, manifest: &str) -> bool {

@@ -192,6 +192,35 @@ fn mac_of(link: &LinkMessage) -> String {
         .unwrap_or_default()
 }
 
+/// Connects to `127.0.0.1:port` inside the network namespace at `netns` (port-forward's
+/// "localhost of the pod"). The socket is made on a new thread that enters the namespace and
+/// ends; a socket keeps the namespace it was made in.
+pub async fn connect_in_netns(
+    netns: &Path,
+    port: u16,
+    timeout: std::time::Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let path = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-connect".into())
+        .spawn(move || {
+            let result = (|| -> std::io::Result<std::net::TcpStream> {
+                let file = File::open(&path)?;
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+                let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+                stream.set_nonblocking(true)?;
+                Ok(stream)
+            })();
+            let _ = tx.send(result);
+        })?;
+    let stream = rx
+        .await
+        .map_err(|_| std::io::Error::other("the connecting thread died"))??;
+    tokio::net::TcpStream::from_std(stream)
+}
+
 /// Runs `work` with a fresh current-thread tokio runtime on a new thread that first moves into
 /// the network namespace at `netns`; the netlink socket it opens lives there.
 async fn in_netns<T, F, Fut>(netns: &Path, work: F) -> Result<T, NetworkError>

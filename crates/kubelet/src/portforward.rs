@@ -1,0 +1,464 @@
+//! Port-forward (`kubectl port-forward`): the `portforward.k8s.io` protocol over SPDY/3.1,
+//! reached either through a WebSocket whose binary messages carry the SPDY byte stream
+//! (`SPDY/3.1+portforward.k8s.io`, what kubectl uses since 1.31) or through a plain
+//! `Upgrade: SPDY/3.1` (kubectl's fallback).
+//!
+//! Per forwarded connection the client opens two streams sharing a `requestid`: an error stream
+//! (which only the server writes, a message when the port cannot be reached) and a data stream.
+//! The server dials the port inside the pod's network namespace once both are there, copies
+//! bytes both ways, half-closes on FIN, and ends the error stream when the connection is done.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::spdy::{self, Frame, HeaderCodec};
+
+/// The sub-protocol of port-forward.
+pub const PROTOCOL: &str = "portforward.k8s.io";
+/// The WebSocket sub-protocol that tunnels SPDY (client-go's WebsocketsSPDYTunnelingPrefix).
+pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Opens a TCP connection to a port of the pod.
+pub type Dialer = Arc<
+    dyn Fn(u16) -> Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>> + Send + Sync,
+>;
+
+/// Words the failure to reach a port for the error stream.
+pub type Describer = Arc<dyn Fn(u16, &std::io::Error) -> String + Send + Sync>;
+
+/// How upstream's kubelet words a port that cannot be reached.
+pub fn forward_error(port: u16, pod: &str, uid: &str, err: &std::io::Error) -> String {
+    format!("error forwarding port {port} to pod {pod}, uid {uid}: {err}")
+}
+
+/// What the reader hands a connection's forwarder.
+enum Inbound {
+    Data(Vec<u8>),
+    Fin,
+    Reset,
+}
+
+/// The two streams of one forwarded connection, as they arrive.
+#[derive(Default)]
+struct Pair {
+    port: Option<u16>,
+    error: Option<u32>,
+    data: Option<(u32, mpsc::UnboundedReceiver<Inbound>)>,
+}
+
+/// Serves one port-forward session on `io` until the client goes away. `describe` turns a
+/// dial failure into the message written on the error stream.
+pub async fn serve<S>(io: S, dial: Dialer, describe: Describer)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Frame>();
+    let write_task = tokio::spawn(async move {
+        let mut codec = HeaderCodec::new();
+        while let Some(frame) = out_rx.recv().await {
+            let bytes = spdy::encode_frame(&frame, &mut codec);
+            if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut codec = HeaderCodec::new();
+    let mut inbound: HashMap<u32, mpsc::UnboundedSender<Inbound>> = HashMap::new();
+    let mut pairs: HashMap<String, Pair> = HashMap::new();
+    let mut forwarders = tokio::task::JoinSet::new();
+    let mut last_stream = 0;
+    loop {
+        let frame = match spdy::read_frame(&mut reader, &mut codec).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "port-forward session ends");
+                let _ = out_tx.send(Frame::GoAway {
+                    last_good_stream_id: last_stream,
+                    status: 1,
+                });
+                break;
+            }
+        };
+        match frame {
+            Frame::SynStream {
+                stream_id, headers, ..
+            } => {
+                last_stream = stream_id;
+                let kind = spdy::header(&headers, "streamtype").unwrap_or("");
+                let request = spdy::header(&headers, "requestid")
+                    .unwrap_or("")
+                    .to_string();
+                let port = spdy::header(&headers, "port").and_then(|p| p.parse::<u16>().ok());
+                if !(kind == "error" || kind == "data") || port.is_none_or(|p| p == 0) {
+                    let _ = out_tx.send(Frame::RstStream {
+                        stream_id,
+                        status: spdy::RST_REFUSED_STREAM,
+                    });
+                    continue;
+                }
+                let _ = out_tx.send(Frame::SynReply {
+                    stream_id,
+                    fin: false,
+                    headers: vec![],
+                });
+                let pair = pairs.entry(request.clone()).or_default();
+                pair.port = port;
+                if kind == "error" {
+                    pair.error = Some(stream_id);
+                } else {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    inbound.insert(stream_id, tx);
+                    pair.data = Some((stream_id, rx));
+                }
+                if pair.error.is_some() && pair.data.is_some() {
+                    let pair = pairs.remove(&request).expect("just seen");
+                    let (data_id, rx) = pair.data.expect("checked");
+                    forwarders.spawn(forward(
+                        pair.port.expect("checked"),
+                        pair.error.expect("checked"),
+                        data_id,
+                        rx,
+                        out_tx.clone(),
+                        dial.clone(),
+                        describe.clone(),
+                    ));
+                }
+            }
+            Frame::Data {
+                stream_id,
+                fin,
+                data,
+            } => {
+                if let Some(tx) = inbound.get(&stream_id) {
+                    if !data.is_empty() {
+                        let _ = tx.send(Inbound::Data(data));
+                    }
+                    if fin {
+                        let _ = tx.send(Inbound::Fin);
+                        inbound.remove(&stream_id);
+                    }
+                }
+            }
+            Frame::RstStream { stream_id, .. } => {
+                if let Some(tx) = inbound.remove(&stream_id) {
+                    let _ = tx.send(Inbound::Reset);
+                }
+            }
+            Frame::Ping { id } => {
+                let _ = out_tx.send(Frame::Ping { id });
+            }
+            Frame::GoAway { .. } => break,
+            _ => {}
+        }
+        // finished forwarders are collected as we go
+        while forwarders.try_join_next().is_some() {}
+    }
+    forwarders.abort_all();
+    drop(out_tx);
+    let _ = write_task.await;
+}
+
+/// Forwards one connection: dials the port, copies both ways, then ends both streams.
+async fn forward(
+    port: u16,
+    error_id: u32,
+    data_id: u32,
+    mut from_client: mpsc::UnboundedReceiver<Inbound>,
+    out: mpsc::UnboundedSender<Frame>,
+    dial: Dialer,
+    describe: Describer,
+) {
+    let end = |stream_id: u32, data: Vec<u8>| Frame::Data {
+        stream_id,
+        fin: true,
+        data,
+    };
+    let tcp = match dial(port).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            let _ = out.send(end(error_id, describe(port, &e).into_bytes()));
+            let _ = out.send(end(data_id, vec![]));
+            return;
+        }
+    };
+    let (mut pod_read, mut pod_write) = tcp.into_split();
+    let to_client = out.clone();
+    let mut downstream = AbortOnDrop(tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            match pod_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let frame = Frame::Data {
+                        stream_id: data_id,
+                        fin: false,
+                        data: buf[..n].to_vec(),
+                    };
+                    if to_client.send(frame).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = to_client.send(end(data_id, vec![]));
+    }));
+    let mut reset = false;
+    let mut pod_closed = false;
+    loop {
+        tokio::select! {
+            msg = from_client.recv() => match msg {
+                Some(Inbound::Data(bytes)) => {
+                    if pod_write.write_all(&bytes).await.is_err() && pod_closed {
+                        break;
+                    }
+                }
+                Some(Inbound::Fin) => {
+                    let _ = pod_write.shutdown().await;
+                    if !pod_closed {
+                        let _ = (&mut downstream.0).await;
+                    }
+                    break;
+                }
+                Some(Inbound::Reset) | None => {
+                    reset = true;
+                    break;
+                }
+            },
+            // the pod closed its side; the client half-closes or resets in turn
+            _ = &mut downstream.0, if !pod_closed => pod_closed = true,
+        }
+    }
+    if reset {
+        downstream.0.abort();
+    }
+    let _ = out.send(end(error_id, vec![]));
+}
+
+/// A task that ends with its owner (a forwarder aborted with its session stops its copy too).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn h(pairs: &[(&str, &str)]) -> spdy::Headers {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    async fn send(w: &mut (impl AsyncWrite + Unpin), codec: &mut HeaderCodec, f: Frame) {
+        w.write_all(&spdy::encode_frame(&f, codec)).await.unwrap();
+    }
+
+    async fn next(r: &mut (impl AsyncRead + Unpin), codec: &mut HeaderCodec) -> Frame {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            spdy::read_frame(r, codec),
+        )
+        .await
+        .expect("a frame in time")
+        .unwrap()
+        .expect("not the end")
+    }
+
+    fn streams(port: u16, request: &str) -> [Frame; 2] {
+        let port = port.to_string();
+        [
+            Frame::SynStream {
+                stream_id: 1,
+                fin: false,
+                headers: h(&[
+                    ("streamtype", "error"),
+                    ("port", &port),
+                    ("requestid", request),
+                ]),
+            },
+            Frame::SynStream {
+                stream_id: 3,
+                fin: false,
+                headers: h(&[
+                    ("streamtype", "data"),
+                    ("port", &port),
+                    ("requestid", request),
+                ]),
+            },
+        ]
+    }
+
+    fn loopback_dialer() -> Dialer {
+        Arc::new(|port| Box::pin(TcpStream::connect(("127.0.0.1", port))))
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_forwarded_both_ways_and_both_streams_end() {
+        // an echo server that upper-cases one request and closes
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(&got.to_ascii_uppercase()).await.unwrap();
+        });
+        let (client, server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(serve(
+            server,
+            loopback_dialer(),
+            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
+        ));
+        let (mut r, mut w) = tokio::io::split(client);
+        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        for f in streams(port, "0") {
+            send(&mut w, &mut tx, f).await;
+        }
+        for id in [1, 3] {
+            assert!(
+                matches!(next(&mut r, &mut rx).await, Frame::SynReply { stream_id, .. } if stream_id == id)
+            );
+        }
+        send(&mut w, &mut tx, Frame::Ping { id: 1 }).await;
+        assert_eq!(next(&mut r, &mut rx).await, Frame::Ping { id: 1 });
+        send(
+            &mut w,
+            &mut tx,
+            Frame::Data {
+                stream_id: 3,
+                fin: false,
+                data: b"hello ".to_vec(),
+            },
+        )
+        .await;
+        send(
+            &mut w,
+            &mut tx,
+            Frame::Data {
+                stream_id: 3,
+                fin: true,
+                data: b"pod".to_vec(),
+            },
+        )
+        .await;
+        let mut echoed = Vec::new();
+        let mut ends = Vec::new();
+        while ends.len() < 2 {
+            match next(&mut r, &mut rx).await {
+                Frame::Data {
+                    stream_id: 3,
+                    fin,
+                    data,
+                } => {
+                    echoed.extend(data);
+                    if fin {
+                        ends.push(3);
+                    }
+                }
+                Frame::Data {
+                    stream_id: 1,
+                    fin: true,
+                    data,
+                } => {
+                    assert!(data.is_empty(), "no error expected");
+                    ends.push(1);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(echoed, b"HELLO POD");
+        assert_eq!(ends, vec![3, 1], "the error stream ends after the data");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_port_is_reported_on_the_error_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let (client, server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(serve(
+            server,
+            loopback_dialer(),
+            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
+        ));
+        let (mut r, mut w) = tokio::io::split(client);
+        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        for f in streams(port, "7") {
+            send(&mut w, &mut tx, f).await;
+        }
+        let mut message = None;
+        for _ in 0..4 {
+            if let Frame::Data {
+                stream_id: 1,
+                fin: true,
+                data,
+            } = next(&mut r, &mut rx).await
+            {
+                message = Some(String::from_utf8(data).unwrap());
+            }
+        }
+        let message = message.expect("an error message");
+        assert!(
+            message.starts_with(&format!(
+                "error forwarding port {port} to pod web, uid u1: "
+            )),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_without_a_valid_port_or_type_are_refused() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(serve(
+            server,
+            loopback_dialer(),
+            Arc::new(|_, e| e.to_string()),
+        ));
+        let (mut r, mut w) = tokio::io::split(client);
+        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        let bad = [
+            h(&[("streamtype", "data"), ("port", "http"), ("requestid", "0")]),
+            h(&[
+                ("streamtype", "data"),
+                ("port", "70000"),
+                ("requestid", "0"),
+            ]),
+            h(&[("streamtype", "other"), ("port", "80"), ("requestid", "0")]),
+        ];
+        for (i, headers) in bad.into_iter().enumerate() {
+            let stream_id = 2 * i as u32 + 1;
+            send(
+                &mut w,
+                &mut tx,
+                Frame::SynStream {
+                    stream_id,
+                    fin: false,
+                    headers,
+                },
+            )
+            .await;
+            assert_eq!(
+                next(&mut r, &mut rx).await,
+                Frame::RstStream {
+                    stream_id,
+                    status: spdy::RST_REFUSED_STREAM
+                }
+            );
+        }
+    }
+}
