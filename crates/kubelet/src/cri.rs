@@ -62,6 +62,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn start_container(&self, id: &str) -> Result<()>;
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+    /// Lets a stdinOnce container's stdin end (after its first attach).
+    async fn close_stdin(&self, id: &str) -> Result<()>;
     /// Removes a container.
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// Every container (all sandboxes) with its state.
@@ -285,6 +287,10 @@ impl ContainerRuntime for Minirun {
         let stopped = self.run(&["stop", id, "-t", &t], None).await;
         self.listings.changed();
         stopped.map(drop)
+    }
+
+    async fn close_stdin(&self, id: &str) -> Result<()> {
+        self.run(&["close-stdin", id], None).await.map(drop)
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {

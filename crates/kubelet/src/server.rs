@@ -649,6 +649,7 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
         .map(|m| m.len())
         .unwrap_or(0);
     let (records_tx, mut records) = tokio::sync::mpsc::channel::<String>(16);
+    let runtime = st.runtime.clone();
     tokio::spawn(follow_records(
         st,
         target.log_path.clone(),
@@ -664,7 +665,22 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
             .ok(),
         _ => None,
     };
-    let input = forward_stdin(&mut stream, fifo);
+    // stdinOnce: the container's stdin ends with the first attach's.
+    let stdin_ended = if fifo.is_some() && target.stdin_once {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let id = target.id.clone();
+        tokio::spawn(async move {
+            if rx.await.is_ok() {
+                if let Err(e) = runtime.close_stdin(&id).await {
+                    tracing::warn!(container = %id, error = %e, "closing stdin after attach");
+                }
+            }
+        });
+        Some(tx)
+    } else {
+        None
+    };
+    let input = forward_stdin(&mut stream, fifo, stdin_ended);
     let output = async {
         while let Some(batch) = records.recv().await {
             for frame in attach_frames(&batch, want.stdout, want.stderr) {
@@ -708,7 +724,14 @@ async fn finish_stream(
 async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
     stream: &mut futures::stream::SplitStream<WebSocket>,
     mut stdin: Option<W>,
+    mut ended: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
+    let mut end = |stdin: &mut Option<W>| {
+        *stdin = None;
+        if let Some(tx) = ended.take() {
+            let _ = tx.send(());
+        }
+    };
     while let Some(Ok(msg)) = stream.next().await {
         let data = match msg {
             Message::Binary(b) => b.to_vec(),
@@ -722,17 +745,17 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
             0 => {
                 if let Some(p) = stdin.as_mut() {
                     if p.write_all(rest).await.is_err() {
-                        stdin = None;
+                        end(&mut stdin);
                     }
                 }
             }
             // v5: close signal for a stream; stdin is the only one a client closes.
-            255 if rest.first() == Some(&0) => stdin = None,
+            255 if rest.first() == Some(&0) => end(&mut stdin),
             _ => {}
         }
     }
     // The client went away: stop feeding stdin.
-    drop(stdin);
+    end(&mut stdin);
     std::future::pending::<()>().await
 }
 
@@ -796,7 +819,7 @@ async fn run_exec(
         }
     }
     drop(out_tx);
-    let input = forward_stdin(&mut stream, child.stdin.take());
+    let input = forward_stdin(&mut stream, child.stdin.take(), None);
     let output = async {
         while let Some((chan, data)) = out_rx.recv().await {
             let mut m = Vec::with_capacity(data.len() + 1);

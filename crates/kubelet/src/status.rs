@@ -377,6 +377,7 @@ mod tests {
             image_id: "sha256:abc".into(),
             log_path: "/tmp/x".into(),
             stdin_path: None,
+            stdin_once: false,
             labels: Default::default(),
             annotations: Default::default(),
         }

@@ -677,6 +677,7 @@ impl Worker {
             labels,
             annotations,
             stdin: c.stdin == Some(true),
+            stdin_once: c.stdin_once == Some(true),
         })
     }
 

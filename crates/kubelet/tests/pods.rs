@@ -381,6 +381,19 @@ spec:
     imagePullPolicy: IfNotPresent
     stdin: true
     command: ["sh", "-c", "echo before; while read l; do echo \"got $l\"; echo \"err $l\" >&2; [ \"$l\" = quit ] && exit 0; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    stdin: true
+    stdinOnce: true
+    command: ["sh", "-c", "while read l; do echo \"got $l\"; done; echo eof; sleep 1"]
 "#;
     if !apply(&c, "lifecycle", manifests) {
         return;
@@ -513,6 +526,19 @@ spec:
     assert_eq!(text(&o), "got hello\ngot quit\n", "{}", err(&o));
     assert!(err(&o).contains("err hello"), "{}", err(&o));
     c.wait_pod("default", "echo", T, "Succeeded after quit", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    // stdinOnce: the container reads end-of-file when the first attach's stdin ends (kubectl's
+    // stdin here), without anything telling it to quit.
+    c.wait_pod("default", "once", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let o = c
+        .kubectl_stdin(&["attach", "-i", "once"], "one\ntwo\n")
+        .unwrap();
+    assert!(o.status.success(), "attach: {}", err(&o));
+    assert_eq!(text(&o), "got one\ngot two\neof\n", "{}", err(&o));
+    c.wait_pod("default", "once", T, "Succeeded after end-of-file", |p| {
         phase(p) == "Succeeded"
     })
     .await;

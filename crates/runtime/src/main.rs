@@ -134,6 +134,8 @@ enum Cmd {
     },
     /// Start a created container.
     Start { id: String },
+    /// Let a stdinOnce container's stdin end (after its first attach).
+    CloseStdin { id: String },
     /// Print a container's state as JSON.
     State { id: String },
     /// Stop a container: SIGTERM, then SIGKILL after the timeout.
@@ -322,6 +324,7 @@ fn run(cli: Cli) -> Result<i32> {
             print_json(&rt.create_container(&sandbox, &cfg)?)?;
         }
         Cmd::Start { id } => rt.start(&id)?,
+        Cmd::CloseStdin { id } => rt.close_stdin(&id)?,
         Cmd::State { id } => print_json(&rt.state(&id)?)?,
         Cmd::Stop { ids, timeout } => {
             for id in ids {

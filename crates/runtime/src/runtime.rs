@@ -228,6 +228,9 @@ pub struct ContainerState {
     /// The FIFO the container reads as stdin, when it keeps stdin open (attach writes here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_path: Option<PathBuf>,
+    /// Stdin ends after the first attach (`close_stdin`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations.
@@ -804,7 +807,11 @@ impl Runtime {
         }
         let fifo = dir.join("exec.fifo");
         // An open stdin is a FIFO the init holds open for reading and writing, so that it
-        // never sees end-of-file between attaches.
+        // never sees end-of-file between attaches. With stdinOnce the init reads it read-only
+        // and this monitor keeps the only other open end (`keeper`) until told to let go
+        // (SIGUSR1, from `close_stdin`): then the init reads end-of-file once the attach that
+        // is writing has closed its end too.
+        let mut keeper = None;
         let stdin = if meta.config.stdin {
             let path = dir.join(STDIN_FIFO);
             let opened = nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
@@ -818,6 +825,15 @@ impl Runtime {
                 .and_then(|()| {
                     nix::fcntl::open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
                 });
+            let opened = opened.and_then(|rdwr| {
+                if !meta.config.stdin_once {
+                    return Ok(rdwr);
+                }
+                let read_only =
+                    nix::fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+                keeper = Some(rdwr);
+                Ok(read_only)
+            });
             match opened {
                 Ok(fd) => Some(fd),
                 Err(e) => return fail(&mut report, format!("stdin {}: {e}", path.display())),
@@ -825,9 +841,11 @@ impl Runtime {
         } else {
             None
         };
-        // Child exits wake the relay loop through a signalfd.
+        // Child exits (and SIGUSR1, stdinOnce's "let go of stdin") wake the relay loop
+        // through a signalfd.
         let mut chld = nix::sys::signal::SigSet::empty();
         chld.add(Signal::SIGCHLD);
+        chld.add(Signal::SIGUSR1);
         let _ = chld.thread_block();
         let sfd = nix::sys::signalfd::SignalFd::with_flags(
             &chld,
@@ -886,7 +904,7 @@ impl Runtime {
         }
         let _ = report.write_all(format!("ok {}", child.as_raw()).as_bytes());
         drop(report);
-        let (code, signal) = relay(child, out_r, err_r, sfd.as_ref(), &mut log);
+        let (code, signal) = relay(child, out_r, err_r, sfd.as_ref(), keeper, &mut log);
         let _ = log.finish();
         let reason = if cg.oom_kills() > 0 {
             "OOMKilled"
@@ -903,6 +921,30 @@ impl Runtime {
         };
         let _ = write_json(&dir.join("exit.json"), &rec);
         0
+    }
+
+    /// Lets a `stdin_once` container's stdin end: its monitor closes the FIFO end it keeps, so
+    /// the container reads end-of-file once no attach is writing. Refused for other containers.
+    pub fn close_stdin(&self, id: &str) -> Result<()> {
+        let dir = self.find_container_dir(id)?;
+        let meta = self.meta(id)?;
+        if !(meta.config.stdin && meta.config.stdin_once) {
+            return Err(RuntimeError::State {
+                id: id.to_string(),
+                status: "without stdinOnce".into(),
+                what: "close its stdin",
+            });
+        }
+        let ms: MonitorState = read_json(&dir.join("state.json"))?;
+        if !process::alive(ms.monitor_pid) {
+            return Ok(());
+        }
+        self.sys
+            .kill(ms.monitor_pid, Signal::SIGUSR1)
+            .map_err(|e| RuntimeError::Io {
+                path: dir.join("state.json"),
+                source: e.source,
+            })
     }
 
     /// Starts a created container: releases its init blocked on `exec.fifo`.
@@ -994,6 +1036,7 @@ impl Runtime {
             image_id: meta.image_id.clone(),
             log_path: meta.log_path.clone(),
             stdin_path: meta.config.stdin.then(|| dir.join(STDIN_FIFO)),
+            stdin_once: meta.config.stdin && meta.config.stdin_once,
             labels: meta.config.labels.clone(),
             annotations: meta.config.annotations.clone(),
         })
@@ -1202,6 +1245,7 @@ fn relay(
     out_r: OwnedFd,
     err_r: OwnedFd,
     sfd: Option<&nix::sys::signalfd::SignalFd>,
+    mut stdin_keeper: Option<OwnedFd>,
     log: &mut LogWriter,
 ) -> (i32, Option<i32>) {
     let fds = [out_r, err_r];
@@ -1226,7 +1270,12 @@ fn relay(
         let _ = nix::poll::poll(&mut pfds, PollTimeout::from(200u16));
         drop(pfds);
         if let Some(sfd) = sfd {
-            while let Ok(Some(_)) = sfd.read_signal() {}
+            while let Ok(Some(info)) = sfd.read_signal() {
+                if info.ssi_signo == Signal::SIGUSR1 as u32 {
+                    // closes the monitor's end of the stdinOnce FIFO
+                    drop(stdin_keeper.take());
+                }
+            }
         }
         for &i in &idx {
             loop {

@@ -215,6 +215,9 @@ pub struct ContainerConfig {
     /// The container's stdin stays open (`stdin: true` in the pod spec): it reads a FIFO,
     /// `<container dir>/stdin`, that `attach` writes to. Otherwise stdin is /dev/null.
     pub stdin: bool,
+    /// With `stdin`: the container reads end-of-file once the first attach has ended
+    /// (`stdinOnce`; [`crate::runtime::Runtime::close_stdin`]).
+    pub stdin_once: bool,
 }
 
 /// How a container gets one namespace.
