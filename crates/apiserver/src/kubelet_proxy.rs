@@ -245,10 +245,14 @@ pub async fn port_forward(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
+    // PodPortForwardOptions' `ports` reach the kubelet as `port`, as upstream passes them.
     let q: Vec<String> = query
         .pairs()
         .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .map(|(k, v)| {
+            let k = if k == "ports" { "port" } else { k.as_str() };
+            format!("{}={}", encode(k), encode(v))
+        })
         .collect();
     let path = format!("/portForward/{ns}/{name}?{}", q.join("&"));
     let accepted = ["websocket", "spdy/3.1"];

@@ -3,6 +3,12 @@
 //! (`SPDY/3.1+portforward.k8s.io`, what kubectl uses since 1.31) or through a plain
 //! `Upgrade: SPDY/3.1` (kubectl's fallback).
 //!
+//! The older WebSocket channel protocol (`v4.channel.k8s.io`, or no sub-protocol; what the
+//! official Python client's `portforward` speaks) is [`serve_channels`]: the ports come in the
+//! query (`port=8080&port=9090`), one connection each for the session's life, port `i` on
+//! channels `2i` (data) and `2i+1` (errors), each channel opened with the port number as two
+//! little-endian bytes.
+//!
 //! Per forwarded connection the client opens two streams sharing a `requestid`: an error stream
 //! (which only the server writes, a message when the port cannot be reached) and a data stream.
 //! The server dials the port inside the pod's network namespace once both are there, copies
@@ -35,6 +41,103 @@ pub type Describer = Arc<dyn Fn(u16, &std::io::Error) -> String + Send + Sync>;
 /// How upstream's kubelet words a port that cannot be reached.
 pub fn forward_error(port: u16, pod: &str, uid: &str, err: &std::io::Error) -> String {
     format!("error forwarding port {port} to pod {pod}, uid {uid}: {err}")
+}
+
+/// The ports of a channel-protocol session from the query's `port` values (each may be a
+/// comma-separated list), with upstream's messages for what is wrong.
+pub fn channel_ports(values: &[String]) -> Result<Vec<u16>, String> {
+    if values.is_empty() {
+        return Err("query parameter \"port\" is required".into());
+    }
+    let mut ports = Vec::new();
+    for value in values {
+        if value.is_empty() {
+            return Err("query parameter \"port\" cannot be empty".into());
+        }
+        for p in value.split(',') {
+            let port: u16 = p
+                .parse()
+                .map_err(|e| format!("unable to parse \"{p}\" as a port: {e}"))?;
+            if port == 0 {
+                return Err(format!("port \"{p}\" must be > 0"));
+            }
+            ports.push(port);
+        }
+    }
+    Ok(ports)
+}
+
+/// One WebSocket message of the channel protocol: the channel byte, then the payload.
+fn channel_message(channel: usize, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(1 + payload.len());
+    m.push(channel as u8);
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Serves a channel-protocol session: `incoming` yields the payloads of the client's binary
+/// messages (`None` when it goes away), `outgoing` takes the messages to send.
+pub async fn serve_channels(
+    ports: Vec<u16>,
+    mut incoming: mpsc::Receiver<Vec<u8>>,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    dial: Dialer,
+    describe: Describer,
+) {
+    let mut writers = Vec::new();
+    let mut readers = tokio::task::JoinSet::new();
+    for (i, &port) in ports.iter().enumerate() {
+        for channel in [2 * i, 2 * i + 1] {
+            if outgoing
+                .send(channel_message(channel, &port.to_le_bytes()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match dial(port).await {
+            Ok(tcp) => {
+                let (mut pod_read, pod_write) = tcp.into_split();
+                writers.push(Some(pod_write));
+                let out = outgoing.clone();
+                readers.spawn(async move {
+                    let mut buf = vec![0u8; 32 << 10];
+                    while let Ok(n) = pod_read.read(&mut buf).await {
+                        if n == 0 || out.send(channel_message(2 * i, &buf[..n])).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                writers.push(None);
+                let msg = describe(port, &e);
+                let _ = outgoing
+                    .send(channel_message(2 * i + 1, msg.as_bytes()))
+                    .await;
+            }
+        }
+    }
+    drop(outgoing);
+    while let Some(message) = incoming.recv().await {
+        let Some((&channel, payload)) = message.split_first() else {
+            continue;
+        };
+        let channel = channel as usize;
+        // the client writes data channels only; what it sends on an error channel is ignored
+        if !channel.is_multiple_of(2) {
+            continue;
+        }
+        if let Some(slot) = writers.get_mut(channel / 2) {
+            if let Some(w) = slot.as_mut() {
+                if w.write_all(payload).await.is_err() {
+                    *slot = None;
+                }
+            }
+        }
+    }
+    readers.abort_all();
 }
 
 /// What the reader hands a connection's forwarder.
@@ -419,6 +522,69 @@ mod tests {
             )),
             "{message}"
         );
+    }
+
+    async fn recv(rx: &mut mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a message in time")
+            .expect("the session is open")
+    }
+
+    #[test]
+    fn channel_ports_follow_upstreams_rules() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            channel_ports(&v(&["80", "81,82"])).unwrap(),
+            vec![80, 81, 82]
+        );
+        assert_eq!(
+            channel_ports(&[]).unwrap_err(),
+            "query parameter \"port\" is required"
+        );
+        assert!(channel_ports(&v(&[""])).is_err());
+        assert!(channel_ports(&v(&["0"]))
+            .unwrap_err()
+            .contains("must be > 0"));
+        assert!(channel_ports(&v(&["http"])).is_err());
+        assert!(channel_ports(&v(&["70000"])).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_channel_protocol_announces_ports_and_carries_data() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+        });
+        let closed = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (in_tx, in_rx) = mpsc::channel(8);
+        let (out_tx, mut out_rx) = mpsc::channel(8);
+        tokio::spawn(serve_channels(
+            vec![port, closed],
+            in_rx,
+            out_tx,
+            loopback_dialer(),
+            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
+        ));
+        let [lo, hi] = port.to_le_bytes();
+        assert_eq!(recv(&mut out_rx).await, vec![0, lo, hi]);
+        assert_eq!(recv(&mut out_rx).await, vec![1, lo, hi]);
+        let [lo, hi] = closed.to_le_bytes();
+        assert_eq!(recv(&mut out_rx).await, vec![2, lo, hi]);
+        assert_eq!(recv(&mut out_rx).await, vec![3, lo, hi]);
+        let refused = recv(&mut out_rx).await;
+        assert_eq!(refused[0], 3);
+        assert!(String::from_utf8_lossy(&refused[1..])
+            .starts_with(&format!("error forwarding port {closed} to pod web")));
+        in_tx.send(b"\x00hello".to_vec()).await.unwrap();
+        assert_eq!(recv(&mut out_rx).await, b"\x00HELLO".to_vec());
     }
 
     #[tokio::test]

@@ -528,22 +528,31 @@ async fn port_forward(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|p| p.trim() == crate::portforward::TUNNEL_PROTOCOL);
-        if !offered {
-            return status_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!(
-                    "port-forward over WebSocket speaks the {} protocol only",
-                    crate::portforward::TUNNEL_PROTOCOL
-                ),
-            );
-        }
+        let channel_ports = if offered {
+            None
+        } else {
+            let q = parse_query(req.uri().query());
+            let values = q.get("port").cloned().unwrap_or_default();
+            match crate::portforward::channel_ports(&values) {
+                Ok(ports) => Some(ports),
+                Err(msg) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", msg),
+            }
+        };
         use axum::extract::FromRequestParts;
         let (mut parts, _) = req.into_parts();
         let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &st).await {
             Ok(ws) => ws,
             Err(e) => return e.into_response(),
         };
+        if let Some(ports) = channel_ports {
+            return ws
+                .protocols(["v4.channel.k8s.io"])
+                .on_upgrade(move |socket| async move {
+                    let (incoming, outgoing) = websocket_messages(socket);
+                    crate::portforward::serve_channels(ports, incoming, outgoing, dial, describe)
+                        .await;
+                });
+        }
         return ws
             .protocols([crate::portforward::TUNNEL_PROTOCOL])
             .on_upgrade(move |socket| async move {
@@ -572,6 +581,37 @@ async fn port_forward(
         .header("X-Stream-Protocol-Version", crate::portforward::PROTOCOL)
         .body(Body::empty())
         .expect("a static response")
+}
+
+/// A WebSocket's binary messages as channels: what the client sends (closed when it goes
+/// away) and what to send it (the socket closes once every sender is dropped).
+fn websocket_messages(
+    socket: WebSocket,
+) -> (
+    tokio::sync::mpsc::Receiver<Vec<u8>>,
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            match msg {
+                Message::Binary(bytes) if in_tx.send(bytes.to_vec()).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            if ws_tx.send(Message::Binary(message.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws_tx.close().await;
+    });
+    (in_rx, out_tx)
 }
 
 /// The byte stream carried in a WebSocket's binary messages, as one end of an in-memory pipe.

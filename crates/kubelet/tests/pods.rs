@@ -96,6 +96,11 @@ spec:
         assert!(page.ends_with("hello-from-web\n"), "{page}");
     }
     drop(forward);
+    // The official Python client's portforward (the WebSocket channel protocol, ports in the
+    // query) reaches the same port.
+    if let Some(page) = python_port_forward(&c, "seed", 8080) {
+        assert!(page.ends_with("hello-from-web\n"), "{page}");
+    }
     // A port nothing listens on: the connection closes and kubectl reports the kubelet's error.
     let mut forward = PortForward::start(&c, "seed", "9");
     let page = forward.get("/");
@@ -201,6 +206,56 @@ spec:
     );
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// An HTTP/1.0 GET of / through the Python client's `kubernetes.stream.portforward`: the
+/// answer up to its body's first line end (None when the Python client is not installed).
+fn python_port_forward(c: &Cluster, pod: &str, port: u16) -> Option<String> {
+    let have_client = std::process::Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_client {
+        testkit::missing("the Python client", "python3 -m pip install kubernetes");
+        return None;
+    }
+    let script = r#"
+import sys, time
+from kubernetes import client, config
+from kubernetes.stream import portforward
+config.load_kube_config(sys.argv[1])
+api = client.CoreV1Api()
+pf = portforward(api.connect_get_namespaced_pod_portforward, sys.argv[2], "default",
+                 ports=sys.argv[3])
+s = pf.socket(int(sys.argv[3]))
+s.settimeout(20)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+def complete(data):
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+while not complete(data):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+s.close()
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&c.kubeconfig)
+        .arg(pod)
+        .arg(port.to_string())
+        .output()
+        .expect("run python3");
+    assert!(o.status.success(), "python portforward: {}", err(&o));
+    Some(text(&o))
 }
 
 /// A running `kubectl port-forward pod/<pod> :<port>` and the local port it listens on.
