@@ -149,8 +149,10 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// The kubelet path for `what` (containerLogs, exec) with the request's other parameters.
-fn kubelet_path(what: &str, pod: &Value, container: &str, query: &Query) -> String {
+/// The kubelet path for `what` (containerLogs, exec, attach: with the container; portForward:
+/// without) with the request's other parameters. PodPortForwardOptions' `ports` reach the
+/// kubelet as `port`, as upstream passes them (no other subresource has a `ports`).
+fn kubelet_path(what: &str, pod: &Value, container: Option<&str>, query: &Query) -> String {
     let ns = pod
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -163,9 +165,15 @@ fn kubelet_path(what: &str, pod: &Value, container: &str, query: &Query) -> Stri
         .pairs()
         .iter()
         .filter(|(k, _)| k != "container")
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .map(|(k, v)| {
+            let k = if k == "ports" { "port" } else { k.as_str() };
+            format!("{}={}", encode(k), encode(v))
+        })
         .collect();
-    format!("/{what}/{ns}/{name}/{container}?{}", q.join("&"))
+    match container {
+        Some(c) => format!("/{what}/{ns}/{name}/{c}?{}", q.join("&")),
+        None => format!("/{what}/{ns}/{name}?{}", q.join("&")),
+    }
 }
 
 /// GET pods/log: streams the kubelet's containerLogs answer through.
@@ -181,7 +189,7 @@ pub async fn logs(srv: &Arc<ApiServer>, pod: &Value, query: &Query) -> Result<Re
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = Request::get(kubelet_path("containerLogs", pod, &container, query))
+    let req = Request::get(kubelet_path("containerLogs", pod, Some(&container), query))
         .header(http::header::HOST, addr.to_string())
         .body(Body::empty())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -204,7 +212,7 @@ pub async fn exec(
     if query.all("command").is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
-    let path = kubelet_path("exec", pod, &container_of(pod, query)?, query);
+    let path = kubelet_path("exec", pod, Some(&container_of(pod, query)?), query);
     splice_upgrade(srv, "exec", path, &["websocket"], pod, headers, upgrade).await
 }
 
@@ -224,7 +232,7 @@ pub async fn attach(
             "you must specify at least one of stdin, stdout, stderr",
         ));
     }
-    let path = kubelet_path("attach", pod, &container_of(pod, query)?, query);
+    let path = kubelet_path("attach", pod, Some(&container_of(pod, query)?), query);
     splice_upgrade(srv, "attach", path, &["websocket"], pod, headers, upgrade).await
 }
 
@@ -237,24 +245,7 @@ pub async fn port_forward(
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    // PodPortForwardOptions' `ports` reach the kubelet as `port`, as upstream passes them.
-    let q: Vec<String> = query
-        .pairs()
-        .iter()
-        .map(|(k, v)| {
-            let k = if k == "ports" { "port" } else { k.as_str() };
-            format!("{}={}", encode(k), encode(v))
-        })
-        .collect();
-    let path = format!("/portForward/{ns}/{name}?{}", q.join("&"));
+    let path = kubelet_path("portForward", pod, None, query);
     let accepted = ["websocket", "spdy/3.1"];
     splice_upgrade(srv, "portforward", path, &accepted, pod, headers, upgrade).await
 }
@@ -368,8 +359,17 @@ mod tests {
             "container=a&command=sh&command=-c&command=echo%20hi&stdout=true",
         ));
         assert_eq!(
-            kubelet_path("exec", &pod(), "a", &q),
+            kubelet_path("exec", &pod(), Some("a"), &q),
             "/exec/shop/web/a?command=sh&command=-c&command=echo%20hi&stdout=true"
+        );
+    }
+
+    #[test]
+    fn port_forward_ports_become_the_kubelets_port() {
+        let q = Query::parse(Some("ports=8080&ports=9090"));
+        assert_eq!(
+            kubelet_path("portForward", &pod(), None, &q),
+            "/portForward/shop/web?port=8080&port=9090"
         );
     }
 }

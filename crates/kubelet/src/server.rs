@@ -154,6 +154,17 @@ async fn find_pod(st: &ApiState, ns: &str, name: &str) -> Option<Pod> {
         .cloned()
 }
 
+/// The pod `ns/name` of this node, or the NotFound answer.
+async fn pod_on_node(st: &ApiState, ns: &str, name: &str) -> Result<Pod, Response> {
+    find_pod(st, ns, name).await.ok_or_else(|| {
+        status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod {ns}/{name} is not running on this node"),
+        )
+    })
+}
+
 /// The container's instances, newest first.
 async fn instances(st: &ApiState, uid: &str, container: &str) -> Vec<ContainerState> {
     let mut v: Vec<ContainerState> = st
@@ -232,12 +243,9 @@ async fn container_logs(
     RawQuery(q): RawQuery,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    let Some(pod) = find_pod(&st, &ns, &name).await else {
-        return status_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pod {ns}/{name} is not running on this node"),
-        );
+    let pod = match pod_on_node(&st, &ns, &name).await {
+        Ok(pod) => pod,
+        Err(answer) => return answer,
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let inst = instances(&st, &uid, &container).await;
@@ -374,13 +382,7 @@ async fn running_container(
     name: &str,
     container: &str,
 ) -> Result<ContainerState, Response> {
-    let Some(pod) = find_pod(st, ns, name).await else {
-        return Err(status_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pod {ns}/{name} is not running on this node"),
-        ));
-    };
+    let pod = pod_on_node(st, ns, name).await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let inst = instances(st, &uid, container).await;
     inst.first()
@@ -473,12 +475,9 @@ async fn port_forward(
     Path((ns, name)): Path<(String, String)>,
     mut req: axum::extract::Request,
 ) -> Response {
-    let Some(pod) = find_pod(&st, &ns, &name).await else {
-        return status_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pod {ns}/{name} is not running on this node"),
-        );
+    let pod = match pod_on_node(&st, &ns, &name).await {
+        Ok(pod) => pod,
+        Err(answer) => return answer,
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let sandbox = st.runtime.list_sandboxes().await.ok().and_then(|all| {

@@ -298,18 +298,7 @@ impl PortForward {
         use std::io::{Read, Write};
         let mut s = match std::net::TcpStream::connect(("127.0.0.1", self.local)) {
             Ok(s) => s,
-            Err(e) => {
-                let _ = self.child.kill();
-                let mut stderr = String::new();
-                use std::io::Read as _;
-                let _ = self
-                    .child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr);
-                panic!("connect to kubectl port-forward: {e}: {stderr}")
-            }
+            Err(e) => panic!("connect to kubectl port-forward: {e}: {}", self.kill()),
         };
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
@@ -326,15 +315,17 @@ impl PortForward {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        self.kill()
+    }
+
+    /// Kills kubectl; what it wrote on stderr.
+    fn kill(&mut self) -> String {
+        use std::io::Read;
         let _ = self.child.kill();
         let mut stderr = String::new();
-        use std::io::Read;
-        let _ = self
-            .child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr);
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
         let _ = self.child.wait();
         stderr
     }
