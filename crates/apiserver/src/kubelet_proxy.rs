@@ -213,7 +213,7 @@ pub async fn exec(
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
     let path = kubelet_path("exec", pod, Some(&container_of(pod, query)?), query);
-    splice_upgrade(srv, "exec", path, &["websocket"], pod, headers, upgrade).await
+    splice_upgrade(srv, "exec", path, &CHANNELS, pod, headers, upgrade).await
 }
 
 /// GET/POST pods/attach: as exec, to the container's own process.
@@ -233,7 +233,7 @@ pub async fn attach(
         ));
     }
     let path = kubelet_path("attach", pod, Some(&container_of(pod, query)?), query);
-    splice_upgrade(srv, "attach", path, &["websocket"], pod, headers, upgrade).await
+    splice_upgrade(srv, "attach", path, &CHANNELS, pod, headers, upgrade).await
 }
 
 /// GET/POST pods/portforward: upgrades (to SPDY/3.1, directly or in a WebSocket) and splices
@@ -246,17 +246,44 @@ pub async fn port_forward(
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
     let path = kubelet_path("portForward", pod, None, query);
-    let accepted = ["websocket", "spdy/3.1"];
-    splice_upgrade(srv, "portforward", path, &accepted, pod, headers, upgrade).await
+    splice_upgrade(
+        srv,
+        "portforward",
+        path,
+        &PORT_FORWARD,
+        pod,
+        headers,
+        upgrade,
+    )
+    .await
 }
 
-/// Upgrades the client's connection and splices it to the kubelet's `path`; `accepted` lists
-/// the Upgrade protocols (lowercase) this endpoint takes.
+/// The HTTP upgrades a streaming subresource takes, and how a request without one is told.
+struct Upgrades {
+    /// Upgrade header values, lowercase.
+    accepted: &'static [&'static str],
+    /// Follows the subresource's name in the refusal.
+    refusal: &'static str,
+}
+
+/// exec and attach: Kubernetes' WebSocket channel protocols.
+const CHANNELS: Upgrades = Upgrades {
+    accepted: &["websocket"],
+    refusal: "needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)",
+};
+
+/// portforward: SPDY/3.1, directly or tunnelled in a WebSocket, or the channel protocol.
+const PORT_FORWARD: Upgrades = Upgrades {
+    accepted: &["websocket", "spdy/3.1"],
+    refusal: "needs an upgrade to SPDY/3.1 or a WebSocket (SPDY/3.1+portforward.k8s.io or v4.channel.k8s.io)",
+};
+
+/// Upgrades the client's connection and splices it to the kubelet's `path`.
 async fn splice_upgrade(
     srv: &Arc<ApiServer>,
     what: &str,
     path: String,
-    accepted: &[&str],
+    upgrades: &Upgrades,
     pod: &Value,
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -264,14 +291,12 @@ async fn splice_upgrade(
     let wants_upgrade = headers
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| accepted.contains(&v.to_ascii_lowercase().as_str()));
+        .is_some_and(|v| upgrades.accepted.contains(&v.to_ascii_lowercase().as_str()));
     let Some(client_upgrade) = upgrade.filter(|_| wants_upgrade) else {
-        return Err(ApiError::bad_request(if what == "portforward" {
-            "portforward needs an upgrade to SPDY/3.1 or a WebSocket (SPDY/3.1+portforward.k8s.io)"
-                .to_string()
-        } else {
-            format!("{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
-        }));
+        return Err(ApiError::bad_request(format!(
+            "{what} {}",
+            upgrades.refusal
+        )));
     };
     let addr = kubelet_of(srv, pod).await?;
     let stream = dial(addr, srv.config.kubelet_netns.clone())

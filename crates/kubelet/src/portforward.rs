@@ -410,6 +410,28 @@ mod tests {
         Arc::new(|port| Box::pin(TcpStream::connect(("127.0.0.1", port))))
     }
 
+    /// A loopback port nothing listens on (bound once, then released).
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    type ClientRead = tokio::io::ReadHalf<tokio::io::DuplexStream>;
+    type ClientWrite = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+    /// A session served over an in-memory pipe to loopback ports, as the client sees it: its
+    /// two halves and its sending and receiving header codecs.
+    fn session() -> (ClientRead, ClientWrite, HeaderCodec, HeaderCodec) {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(serve(
+            server,
+            loopback_dialer(),
+            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
+        ));
+        let (r, w) = tokio::io::split(client);
+        (r, w, HeaderCodec::new(), HeaderCodec::new())
+    }
+
     #[tokio::test]
     async fn a_connection_is_forwarded_both_ways_and_both_streams_end() {
         // an echo server that upper-cases one request and closes
@@ -421,14 +443,7 @@ mod tests {
             s.read_to_end(&mut got).await.unwrap();
             s.write_all(&got.to_ascii_uppercase()).await.unwrap();
         });
-        let (client, server) = tokio::io::duplex(1 << 16);
-        tokio::spawn(serve(
-            server,
-            loopback_dialer(),
-            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
-        ));
-        let (mut r, mut w) = tokio::io::split(client);
-        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        let (mut r, mut w, mut tx, mut rx) = session();
         for f in streams(port, "0") {
             send(&mut w, &mut tx, f).await;
         }
@@ -490,17 +505,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_port_is_reported_on_the_error_stream() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let (client, server) = tokio::io::duplex(1 << 16);
-        tokio::spawn(serve(
-            server,
-            loopback_dialer(),
-            Arc::new(|p, e| forward_error(p, "web", "u1", e)),
-        ));
-        let (mut r, mut w) = tokio::io::split(client);
-        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        let port = closed_port().await;
+        let (mut r, mut w, mut tx, mut rx) = session();
         for f in streams(port, "7") {
             send(&mut w, &mut tx, f).await;
         }
@@ -560,10 +566,7 @@ mod tests {
             s.read_exact(&mut buf).await.unwrap();
             s.write_all(&buf.to_ascii_uppercase()).await.unwrap();
         });
-        let closed = {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let closed = closed_port().await;
         let (in_tx, in_rx) = mpsc::channel(8);
         let (out_tx, mut out_rx) = mpsc::channel(8);
         tokio::spawn(serve_channels(
@@ -589,14 +592,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_without_a_valid_port_or_type_are_refused() {
-        let (client, server) = tokio::io::duplex(1 << 16);
-        tokio::spawn(serve(
-            server,
-            loopback_dialer(),
-            Arc::new(|_, e| e.to_string()),
-        ));
-        let (mut r, mut w) = tokio::io::split(client);
-        let (mut tx, mut rx) = (HeaderCodec::new(), HeaderCodec::new());
+        let (mut r, mut w, mut tx, mut rx) = session();
         let bad = [
             h(&[("streamtype", "data"), ("port", "http"), ("requestid", "0")]),
             h(&[

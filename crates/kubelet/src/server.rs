@@ -615,33 +615,24 @@ fn websocket_messages(
 
 /// The byte stream carried in a WebSocket's binary messages, as one end of an in-memory pipe.
 fn websocket_byte_stream(socket: WebSocket) -> tokio::io::DuplexStream {
+    let (mut incoming, outgoing) = websocket_messages(socket);
     let (ours, theirs) = tokio::io::duplex(256 << 10);
-    let (mut ws_tx, mut ws_rx) = socket.split();
     let (mut from_pipe, mut to_pipe) = tokio::io::split(theirs);
     tokio::spawn(async move {
-        while let Some(Ok(msg)) = ws_rx.next().await {
-            match msg {
-                Message::Binary(bytes) if to_pipe.write_all(&bytes).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
+        while let Some(bytes) = incoming.recv().await {
+            if to_pipe.write_all(&bytes).await.is_err() {
+                break;
             }
         }
         let _ = to_pipe.shutdown().await;
     });
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 << 10];
-        loop {
-            match from_pipe.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let msg = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
-                    if ws_tx.send(msg).await.is_err() {
-                        break;
-                    }
-                }
+        while let Ok(n) = from_pipe.read(&mut buf).await {
+            if n == 0 || outgoing.send(buf[..n].to_vec()).await.is_err() {
+                break;
             }
         }
-        let _ = ws_tx.close().await;
     });
     ours
 }

@@ -192,6 +192,13 @@ fn mac_of(link: &LinkMessage) -> String {
         .unwrap_or_default()
 }
 
+/// Moves the calling thread (a dedicated one) into the network namespace at `path`.
+fn enter_netns(path: &Path) -> std::io::Result<()> {
+    let file = File::open(path)?;
+    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+    Ok(())
+}
+
 /// Connects to `127.0.0.1:port` inside the network namespace at `netns` (port-forward's
 /// "localhost of the pod"). The socket is made on a new thread that enters the namespace and
 /// ends; a socket keeps the namespace it was made in.
@@ -206,8 +213,7 @@ pub async fn connect_in_netns(
         .name("netns-connect".into())
         .spawn(move || {
             let result = (|| -> std::io::Result<std::net::TcpStream> {
-                let file = File::open(&path)?;
-                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+                enter_netns(&path)?;
                 let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
                 let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
                 stream.set_nonblocking(true)?;
@@ -235,16 +241,10 @@ where
         .name("netns-config".into())
         .spawn(move || {
             let result = (|| {
-                let file = File::open(&path).map_err(|source| NetworkError::Netns {
+                enter_netns(&path).map_err(|source| NetworkError::Netns {
                     path: path.clone(),
                     source,
                 })?;
-                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                    |errno| NetworkError::Netns {
-                        path: path.clone(),
-                        source: std::io::Error::from(errno),
-                    },
-                )?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

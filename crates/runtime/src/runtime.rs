@@ -927,7 +927,7 @@ impl Runtime {
     /// the container reads end-of-file once no attach is writing. Refused for other containers.
     pub fn close_stdin(&self, id: &str) -> Result<()> {
         let dir = self.find_container_dir(id)?;
-        let meta = self.meta(id)?;
+        let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
         if !(meta.config.stdin && meta.config.stdin_once) {
             return Err(RuntimeError::State {
                 id: id.to_string(),
