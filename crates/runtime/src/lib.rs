@@ -25,6 +25,7 @@ pub mod cgroup;
 pub mod image;
 pub mod init;
 pub mod logs;
+pub mod monitor;
 pub mod process;
 pub mod runtime;
 pub mod seccomp;

@@ -1,4 +1,4 @@
-//! The runtime's operations: sandboxes, containers, the per-container monitor, exec, state.
+//! The runtime's operations: sandboxes, containers, exec, state on disk.
 //!
 //! Everything is on disk under the root dir, so any later `minirun` process finds it again:
 //!
@@ -6,22 +6,25 @@
 //! <root>/images/…                          the image store (see image::store)
 //! <root>/pods/<sandbox>/sandbox.json        the sandbox config and record
 //! <root>/pods/<sandbox>/{hosts,hostname,resolv.conf}
+//! <root>/pods/<sandbox>/monitor.sock        the pod monitor's socket (monitor.pid: its pid)
 //! <root>/pods/<sandbox>/containers/<id>/    one dir per container; the pause container's id is
 //!     meta.json  config.json (OCI spec)     the sandbox id
 //!     state.json (pid, monitor pid)  started  exit.json (code, reason, finish time)
 //!     exec.fifo  rootfs/ upper/ work/  container.log
 //! ```
 //!
-//! Process model: `create` double-forks a monitor (setsid, so it outlives its creator) that
-//! enters the PID namespace, forks the container init, puts it into its cgroup, relays its
-//! stdout/stderr into the CRI log, reaps it and records the exit. The init joins the pod's
-//! namespaces, builds its root, and blocks on `exec.fifo` until `start` opens it. All mounts live
-//! in the container's own mount namespace, so they vanish with it.
+//! Process model: `create_sandbox` double-forks the pod monitor (the shim role, see
+//! [`crate::monitor`]; setsid, so it outlives its creator). Every container of the pod, the
+//! pause container first, is created by asking it over its socket: it forks the init into the
+//! container's PID namespace and cgroups, relays stdout/stderr into the CRI log, reaps the init
+//! and records the exit. The init joins the pod's namespaces, builds its root, and blocks on
+//! `exec.fifo` until `start` opens it. All mounts live in the container's own mount namespace,
+//! so they vanish with it.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,15 +33,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Stats};
 use crate::image::{ImageError, ImageStore};
-use crate::init::{self, InitError, Overlay};
-use crate::logs::{LogWriter, Stream};
+use crate::init::{self, Overlay};
+use crate::monitor;
 use crate::process::{self, Forked};
 use crate::spec::{self, ContainerConfig, Namespaces, Ns, SandboxConfig, SecurityConfig};
 use crate::sys::{self, LinuxSyscall, Syscall};
@@ -125,7 +128,7 @@ fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
     move |source| RuntimeError::Nix { op, source }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     let b = fs::read(p).map_err(io_err(p))?;
     serde_json::from_slice(&b).map_err(|source| RuntimeError::Json {
         what: p.display().to_string(),
@@ -133,7 +136,7 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     })
 }
 
-fn write_json<T: Serialize>(p: &Path, v: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(p: &Path, v: &T) -> Result<()> {
     let b = serde_json::to_vec_pretty(v).map_err(|source| RuntimeError::Json {
         what: p.display().to_string(),
         source,
@@ -288,6 +291,14 @@ pub struct Runtime {
 /// Default state root.
 pub const DEFAULT_ROOT: &str = "/var/lib/minicluster/runtime";
 
+/// The pod dir of a container dir (`<pod>/containers/<id>`).
+fn pod_of(container_dir: &Path) -> &Path {
+    container_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(container_dir)
+}
+
 /// The FIFO in a container's directory that an open stdin reads.
 pub const STDIN_FIFO: &str = "stdin";
 
@@ -314,6 +325,11 @@ impl Runtime {
 
     fn pod_dir(&self, sid: &str) -> PathBuf {
         self.root.join("pods").join(sid)
+    }
+
+    /// The syscalls (the pod monitor forks and enters namespaces through them).
+    pub(crate) fn sys(&self) -> &LinuxSyscall {
+        &self.sys
     }
 
     fn find_container_dir(&self, id: &str) -> Result<PathBuf> {
@@ -347,7 +363,7 @@ impl Runtime {
         read_json(&self.find_container_dir(id)?.join("meta.json"))
     }
 
-    fn cgroup(&self, rel: &str) -> Cgroup {
+    pub(crate) fn cgroup(&self, rel: &str) -> Cgroup {
         self.cgroups.cgroup(rel)
     }
 
@@ -423,6 +439,7 @@ impl Runtime {
             cgroup: pod_cg,
         };
         write_json(&dir.join("sandbox.json"), &rec)?;
+        monitor::spawn(self, dir)?;
         let pause = ContainerConfig {
             name: "POD".into(),
             id: Some(id.to_string()),
@@ -540,6 +557,18 @@ impl Runtime {
         }
         if self.find_container_dir(sid).is_ok() {
             self.remove(sid)?;
+        }
+        // The monitor exits by itself once the pause container is gone; tell it in case the
+        // pause container never ran, and wait for it.
+        monitor::ask_exit(&dir);
+        if let Some(pid) = fs::read_to_string(dir.join(monitor::PID_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process::alive(pid) && Instant::now() < deadline {
+                sys::wait_gone(pid, Duration::from_millis(50));
+            }
         }
         let pod_cg = self
             .sandbox(sid)
@@ -723,204 +752,7 @@ impl Runtime {
         // mkfifo honours the umask; make it writable for a non-root container user.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622)).map_err(io_err(&fifo))?;
-        self.spawn_monitor(dir, &meta, &spec)
-    }
-
-    /// Double-forks the monitor and waits for it to report the init ready (or failed).
-    fn spawn_monitor(&self, dir: &Path, meta: &ContainerMeta, spec: &Spec) -> Result<()> {
-        let (report_r, report_w) = process::pipe().map_err(nix_err("pipe"))?;
-        match process::fork().map_err(nix_err("fork"))? {
-            Forked::Child => {
-                drop(report_r);
-                let _ = nix::unistd::setsid();
-                match process::fork() {
-                    Ok(Forked::Child) => {
-                        let code = self.monitor(dir, meta, spec, report_w);
-                        process::exit_now(code)
-                    }
-                    _ => process::exit_now(0),
-                }
-            }
-            Forked::Parent(child) => {
-                drop(report_w);
-                process::wait_exit(child);
-                let mut buf = String::new();
-                let _ = fs::File::from(report_r).read_to_string(&mut buf);
-                if buf.starts_with("ok") {
-                    Ok(())
-                } else {
-                    Err(RuntimeError::Init {
-                        id: meta.id.clone(),
-                        msg: if buf.is_empty() {
-                            "monitor exited without a report".into()
-                        } else {
-                            buf
-                        },
-                    })
-                }
-            }
-        }
-    }
-
-    /// The monitor: runs in the double-forked grandchild; returns its exit code.
-    fn monitor(&self, dir: &Path, meta: &ContainerMeta, spec: &Spec, report_w: OwnedFd) -> i32 {
-        let mut report = fs::File::from(report_w);
-        let fail = |report: &mut fs::File, msg: String| {
-            let _ = report.write_all(msg.as_bytes());
-            1
-        };
-        if let Ok(null) = process::dev_null() {
-            process::set_stdio(Some(&null), Some(&null), Some(&null));
-        }
-        let _ = std::env::set_current_dir("/");
-        let mut log = match LogWriter::open(&meta.log_path, meta.log_max_size, 2) {
-            Ok(l) => l,
-            Err(e) => return fail(&mut report, format!("log {}: {e}", meta.log_path.display())),
-        };
-        let pipes = (|| -> nix::Result<_> {
-            Ok((
-                process::pipe()?,
-                process::pipe()?,
-                process::pipe()?,
-                process::pipe()?,
-            ))
-        })();
-        let Ok(((out_r, out_w), (err_r, err_w), (sync_r, sync_w), (st_r, st_w))) = pipes else {
-            return fail(&mut report, "pipes".into());
-        };
-        let pid_ns = match &meta.pid_ns {
-            Ns::New => self
-                .sys
-                .unshare(CloneFlags::CLONE_NEWPID)
-                .map_err(|e| e.to_string()),
-            Ns::Join(p) => fs::File::open(p)
-                .map_err(|e| format!("{}: {e}", p.display()))
-                .and_then(|f| {
-                    self.sys
-                        .setns(f.as_fd(), CloneFlags::CLONE_NEWPID)
-                        .map_err(|e| e.to_string())
-                }),
-            Ns::Host => Ok(()),
-        };
-        if let Err(e) = pid_ns {
-            return fail(&mut report, format!("pid namespace: {e}"));
-        }
-        let fifo = dir.join("exec.fifo");
-        // An open stdin is a FIFO the init holds open for reading and writing, so that it
-        // never sees end-of-file between attaches. With stdinOnce the init reads it read-only
-        // and this monitor keeps the only other open end (`keeper`) until told to let go
-        // (SIGUSR1, from `close_stdin`): then the init reads end-of-file once the attach that
-        // is writing has closed its end too.
-        let mut keeper = None;
-        let stdin = if meta.config.stdin {
-            let path = dir.join(STDIN_FIFO);
-            let opened = nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
-                .or_else(|e| {
-                    if e == nix::errno::Errno::EEXIST {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .and_then(|()| {
-                    nix::fcntl::open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-                });
-            let opened = opened.and_then(|rdwr| {
-                if !meta.config.stdin_once {
-                    return Ok(rdwr);
-                }
-                let read_only =
-                    nix::fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-                keeper = Some(rdwr);
-                Ok(read_only)
-            });
-            match opened {
-                Ok(fd) => Some(fd),
-                Err(e) => return fail(&mut report, format!("stdin {}: {e}", path.display())),
-            }
-        } else {
-            None
-        };
-        // Child exits (and SIGUSR1, stdinOnce's "let go of stdin") wake the relay loop
-        // through a signalfd.
-        let mut chld = nix::sys::signal::SigSet::empty();
-        chld.add(Signal::SIGCHLD);
-        chld.add(Signal::SIGUSR1);
-        let _ = chld.thread_block();
-        let sfd = nix::sys::signalfd::SignalFd::with_flags(
-            &chld,
-            nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
-        )
-        .ok();
-        let child = match process::fork() {
-            Err(e) => return fail(&mut report, format!("fork: {e}")),
-            Ok(Forked::Child) => {
-                drop((out_r, err_r, sync_w, st_r, report, sfd));
-                let _ = nix::sys::signal::SigSet::all().thread_unblock();
-                let input = stdin.or_else(|| process::dev_null().ok());
-                process::set_stdio(input.as_ref(), Some(&out_w), Some(&err_w));
-                drop((out_w, err_w, input));
-                let mut st = fs::File::from(st_w);
-                // The monitor moves this process into the container's cgroups meanwhile (each
-                // migration can wait for an RCU grace period, several ms): the namespaces and
-                // the root are set up in parallel, and `sync` says the move is done.
-                let sync = fs::File::from(sync_r);
-                let e = container_init(&self.sys, spec, &meta.overlay, &fifo, sync, &mut st);
-                let _ = st.write_all(format!("E{e}").as_bytes());
-                process::exit_now(127)
-            }
-            Ok(Forked::Parent(p)) => p,
-        };
-        drop((out_w, err_w, sync_r, st_w, stdin));
-        let cg = self.cgroup(&meta.cgroup);
-        if let Err(e) = cg.add_pid(child.as_raw()) {
-            let _ = self.sys.kill(child.as_raw(), Signal::SIGKILL);
-            process::wait_exit(child);
-            return fail(&mut report, format!("cgroup: {e}"));
-        }
-        let _ = fs::File::from(sync_w).write_all(b"1");
-        let mut st_file = fs::File::from(st_r);
-        let mut first = [0u8; 1];
-        let ready = matches!(st_file.read(&mut first), Ok(1)) && first[0] == b'R';
-        if !ready {
-            // The init failed: the rest of the pipe is its message.
-            let mut msg = String::new();
-            let _ = st_file.read_to_string(&mut msg);
-            process::wait_exit(child);
-            let _ = cg.kill_all(&self.sys, Duration::from_secs(2));
-            if msg.is_empty() {
-                msg = "init exited during setup".into();
-            }
-            return fail(&mut report, msg);
-        }
-        drop(st_file);
-        let ms = MonitorState {
-            pid: child.as_raw(),
-            pid_start: process::start_time(child.as_raw()),
-            monitor_pid: std::process::id() as i32,
-        };
-        if let Err(e) = write_json(&dir.join("state.json"), &ms) {
-            return fail(&mut report, e.to_string());
-        }
-        let _ = report.write_all(format!("ok {}", child.as_raw()).as_bytes());
-        drop(report);
-        let (code, signal) = relay(child, out_r, err_r, sfd.as_ref(), keeper, &mut log);
-        let _ = log.finish();
-        let reason = if cg.oom_kills() > 0 {
-            "OOMKilled"
-        } else if code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        };
-        let rec = ExitRecord {
-            exit_code: code,
-            signal,
-            reason: reason.into(),
-            finished_at: rfc3339_nanos(now_nanos()),
-        };
-        let _ = write_json(&dir.join("exit.json"), &rec);
-        0
+        monitor::create(&pod, id).map(|_| ())
     }
 
     /// Lets a `stdin_once` container's stdin end: its monitor closes the FIFO end it keeps, so
@@ -935,22 +767,13 @@ impl Runtime {
                 what: "close its stdin",
             });
         }
-        let ms: MonitorState = read_json(&dir.join("state.json"))?;
-        if !process::alive(ms.monitor_pid) {
-            return Ok(());
-        }
-        self.sys
-            .kill(ms.monitor_pid, Signal::SIGUSR1)
-            .map_err(|e| RuntimeError::Io {
-                path: dir.join("state.json"),
-                source: e.source,
-            })
+        monitor::close_stdin(pod_of(&dir), &meta.id)
     }
 
     /// Starts a created container: releases its init blocked on `exec.fifo`.
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = self.find_container_dir(id)?;
-        let st = self.state(id)?;
+        let st = self.state_in(&dir)?;
         if st.status != "created" {
             return Err(RuntimeError::State {
                 id: id.to_string(),
@@ -994,7 +817,11 @@ impl Runtime {
 
     /// The state of a container.
     pub fn state(&self, id: &str) -> Result<ContainerState> {
-        let dir = self.find_container_dir(id)?;
+        self.state_in(&self.find_container_dir(id)?)
+    }
+
+    /// The state of the container whose dir is `dir`.
+    fn state_in(&self, dir: &Path) -> Result<ContainerState> {
         let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
         let ms: Option<MonitorState> = read_json(&dir.join("state.json")).ok();
         let exit: Option<ExitRecord> = read_json(&dir.join("exit.json")).ok();
@@ -1060,21 +887,22 @@ impl Runtime {
 
     /// Waits until the container is no longer running (bounded).
     pub fn wait(&self, id: &str, timeout: Duration) -> Result<ContainerState> {
+        self.wait_in(&self.find_container_dir(id)?, timeout)
+    }
+
+    fn wait_in(&self, dir: &Path, timeout: Duration) -> Result<ContainerState> {
         let deadline = Instant::now() + timeout;
-        let dir = self.find_container_dir(id)?;
-        // The monitor writes the exit record and then exits: wake on its exit, and look again
-        // at least every 50 ms (a record written by a monitor that is still alive).
-        let monitor =
-            read_json::<MonitorState>(&dir.join("state.json")).map_or(0, |m| m.monitor_pid);
+        // The pod monitor answers once the exit record is written (or is gone).
+        let mut watch = None;
         loop {
-            let st = self.state(id)?;
+            let st = self.state_in(dir)?;
             let now = Instant::now();
             if st.status == "exited" || st.status == "unknown" || now > deadline {
                 return Ok(st);
             }
-            let slice = (deadline - now).min(Duration::from_millis(50));
-            if monitor <= 0 || sys::wait_gone(monitor, slice) {
-                // Gone (or unknown): the state is final or about to be; a short pause keeps a
+            let watch = watch.get_or_insert_with(|| monitor::ExitWatch::new(pod_of(dir), &st.id));
+            if watch.wait(deadline - now) {
+                // Answered or gone: the state is final or about to be; a short pause keeps a
                 // racing reader from spinning.
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -1083,12 +911,16 @@ impl Runtime {
 
     /// SIGTERM to the init, then SIGKILL to the whole cgroup after `grace`.
     pub fn stop(&self, id: &str, grace: Duration) -> Result<ContainerState> {
-        let st = self.state(id)?;
-        let meta = self.meta(id)?;
+        self.stop_in(&self.find_container_dir(id)?, grace)
+    }
+
+    fn stop_in(&self, dir: &Path, grace: Duration) -> Result<ContainerState> {
+        let st = self.state_in(dir)?;
+        let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
         let cg = self.cgroup(&meta.cgroup);
         if st.status == "running" && st.pid > 0 && !grace.is_zero() {
             let _ = self.sys.kill(st.pid, Signal::SIGTERM);
-            let st = self.wait(id, grace)?;
+            let st = self.wait_in(dir, grace)?;
             if st.status != "running" {
                 cg.kill_all(&self.sys, Duration::from_secs(5))?;
                 return Ok(st);
@@ -1097,21 +929,15 @@ impl Runtime {
         if st.status == "running" || st.status == "created" || !cg.pids().is_empty() {
             cg.kill_all(&self.sys, Duration::from_secs(5))?;
         }
-        self.wait(id, Duration::from_secs(5))
+        self.wait_in(dir, Duration::from_secs(5))
     }
 
-    /// Stops (immediately) and removes a container: cgroup, state dir, upper dir.
+    /// Stops (immediately) and removes a container: cgroup, state dir, upper dir. The pod
+    /// monitor is done with it once its exit record is written, which `stop` waits for.
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.find_container_dir(id)?;
-        let meta = self.meta(id)?;
-        self.stop(id, Duration::ZERO)?;
-        // Let the monitor finish writing.
-        if let Ok(ms) = read_json::<MonitorState>(&dir.join("state.json")) {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while process::alive(ms.monitor_pid) && Instant::now() < deadline {
-                sys::wait_gone(ms.monitor_pid, Duration::from_millis(50));
-            }
-        }
+        let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
+        self.stop_in(&dir, Duration::ZERO)?;
         self.cgroup(&meta.cgroup).remove()?;
         // A log file outside the container dir belongs to the caller (the kubelet's pod logs).
         fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
@@ -1239,84 +1065,6 @@ impl Runtime {
     }
 }
 
-/// Copies output into the log until the init exits; returns (exit code, signal).
-fn relay(
-    child: Pid,
-    out_r: OwnedFd,
-    err_r: OwnedFd,
-    sfd: Option<&nix::sys::signalfd::SignalFd>,
-    mut stdin_keeper: Option<OwnedFd>,
-    log: &mut LogWriter,
-) -> (i32, Option<i32>) {
-    let fds = [out_r, err_r];
-    for f in &fds {
-        let _ = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    }
-    let mut open = [true, true];
-    let mut exited: Option<((i32, Option<i32>), Instant)> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut pfds: Vec<PollFd> = Vec::new();
-        let mut idx = Vec::new();
-        for (i, f) in fds.iter().enumerate() {
-            if open[i] {
-                pfds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-                idx.push(i);
-            }
-        }
-        if let Some(sfd) = sfd {
-            pfds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
-        }
-        let _ = nix::poll::poll(&mut pfds, PollTimeout::from(200u16));
-        drop(pfds);
-        if let Some(sfd) = sfd {
-            while let Ok(Some(info)) = sfd.read_signal() {
-                if info.ssi_signo == Signal::SIGUSR1 as u32 {
-                    // closes the monitor's end of the stdinOnce FIFO
-                    drop(stdin_keeper.take());
-                }
-            }
-        }
-        for &i in &idx {
-            loop {
-                match nix::unistd::read(&fds[i], &mut buf) {
-                    Ok(0) => {
-                        open[i] = false;
-                        break;
-                    }
-                    Ok(n) => {
-                        let s = if i == 0 {
-                            Stream::Stdout
-                        } else {
-                            Stream::Stderr
-                        };
-                        let _ = log.write(s, &buf[..n]);
-                    }
-                    Err(nix::Error::EINTR) => continue,
-                    Err(_) => break,
-                }
-            }
-        }
-        if exited.is_none() {
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => {}
-                Ok(ws) => {
-                    if let Some(r) = process::exit_code(ws) {
-                        exited = Some((r, Instant::now()));
-                    }
-                }
-                Err(_) => exited = Some(((255, None), Instant::now())),
-            }
-        }
-        if let Some((_, at)) = exited {
-            if (!open[0] && !open[1]) || at.elapsed() > Duration::from_secs(2) {
-                break;
-            }
-        }
-    }
-    exited.map(|(r, _)| r).unwrap_or((255, None))
-}
-
 /// Copies this process's stdin to the pty master and the master to stdout (stdin in raw mode
 /// when it is a terminal) until the exec'd process ends; returns its exit code.
 fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
@@ -1376,71 +1124,4 @@ fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
         let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, t);
     }
     code.unwrap_or_else(|| process::wait_exit(child).0)
-}
-
-/// The container init (in the monitor's child): namespaces, root, process, then wait for start
-/// and exec. Returns only on failure.
-fn container_init(
-    sys: &dyn Syscall,
-    spec: &Spec,
-    overlay: &Overlay,
-    fifo: &Path,
-    mut in_cgroups: fs::File,
-    status: &mut fs::File,
-) -> InitErrorText {
-    let r = (|| -> std::result::Result<(PathBuf, OwnedFd), InitErrorText> {
-        init::enter_namespaces(sys, spec)?;
-        let fifo_fd = nix::fcntl::open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| InitErrorText(format!("open {}: {e}", fifo.display())))?;
-        init::setup_rootfs(sys, spec, Some(overlay))?;
-        init::setup_process(sys, spec)?;
-        let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
-        let args = p.args().clone().unwrap_or_default();
-        let env = p.env().clone().unwrap_or_default();
-        let exe = init::find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
-        Ok((exe, fifo_fd))
-    })();
-    let (exe, fifo_fd) = match r {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    // Nothing of the container may run before the monitor has put this process in its cgroups.
-    let mut moved = [0u8; 1];
-    if !matches!(in_cgroups.read(&mut moved), Ok(1)) {
-        return InitErrorText("monitor did not place the init in its cgroups".into());
-    }
-    drop(in_cgroups);
-    if status.write_all(b"R").is_err() {
-        return InitErrorText("monitor went away".into());
-    }
-    // Blocks until `start` opens the fifo for reading.
-    let path = format!("/proc/self/fd/{}", fifo_fd.as_raw_fd());
-    match fs::OpenOptions::new().write(true).open(&path) {
-        Ok(mut f) => {
-            let _ = f.write_all(b"0");
-        }
-        Err(e) => return InitErrorText(format!("exec fifo: {e}")),
-    }
-    drop(fifo_fd);
-    let p = spec.process().clone().unwrap_or_default();
-    let args = p.args().clone().unwrap_or_default();
-    let env = p.env().clone().unwrap_or_default();
-    let e = process::exec(&exe, &args, &env);
-    eprintln!("minirun: exec {}: {e}", exe.display());
-    process::exit_now(127)
-}
-
-/// An init failure as text (crosses the status pipe).
-struct InitErrorText(String);
-
-impl std::fmt::Display for InitErrorText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<InitError> for InitErrorText {
-    fn from(e: InitError) -> Self {
-        InitErrorText(e.to_string())
-    }
 }

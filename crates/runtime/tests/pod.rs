@@ -310,7 +310,58 @@ kill -9 $$
     assert!(!st.success(), "the creator should have been killed");
     let ids = std::fs::read_to_string(rt.root().join("ids")).unwrap();
     let ids: Vec<&str> = ids.split_whitespace().collect();
-    let (ticker, exiter) = (ids[1], ids[2]);
+    let (sandbox, ticker, exiter) = (ids[0], ids[1], ids[2]);
+    // One monitor owns the whole pod: it is the parent of every container's init (the pause
+    // container's too), and it is the only runtime process left besides the containers.
+    let pod_dir = rt.root().join("pods").join(sandbox);
+    let monitor: i32 = std::fs::read_to_string(pod_dir.join("monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ppid = |pid: i64| -> i32 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for id in [sandbox, ticker, exiter] {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(pod_dir.join("containers").join(id).join("state.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(state["monitor_pid"], monitor, "{id}: {state}");
+        if id != exiter {
+            assert_eq!(ppid(state["pid"].as_i64().unwrap()), monitor, "{id}");
+        }
+    }
+    let root_text = rt.root().to_string_lossy().to_string();
+    let runtime_processes: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim() == "minirun" && cmdline.contains(&root_text))
+                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
+        .collect();
+    assert!(
+        runtime_processes.len() == 1 && runtime_processes[0].starts_with(&format!("{monitor}: ")),
+        "one monitor process for the pod, pid {monitor}: {runtime_processes:#?}"
+    );
     // A new minirun process finds everything.
     let ps: Vec<serde_json::Value> = serde_json::from_str(&rt.ok(&["ps", "-a", "--json"])).unwrap();
     assert_eq!(ps.len(), 2, "{ps:?}");
