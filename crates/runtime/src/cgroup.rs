@@ -124,6 +124,15 @@ fn parse_mountinfo(text: &str, under: &Path) -> (Option<PathBuf>, BTreeMap<Strin
         if !mp.starts_with(under) {
             continue;
         }
+        // A later mount hides every earlier one at or below its mount point (mountinfo lists
+        // mounts in the order they were made): e.g. a cgroup2 mounted over a hybrid layout.
+        if unified
+            .as_ref()
+            .is_some_and(|u: &PathBuf| u.starts_with(&mp))
+        {
+            unified = None;
+        }
+        v1.retain(|_, p: &mut PathBuf| !p.starts_with(&mp));
         match rf[0] {
             "cgroup2" => unified = Some(mp),
             "cgroup" => {
@@ -328,6 +337,25 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The cgroup's directory in the unified (v2) hierarchy, when there is one: a child can be
+    /// forked straight into it (`clone3` with `CLONE_INTO_CGROUP`, see
+    /// [`crate::process::fork_into_cgroup`]) instead of being moved there.
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.h.unified.as_ref().map(|u| u.join(&self.rel))
+    }
+
+    /// Moves a process into the cgroup in every v1 hierarchy only (for a child that was forked
+    /// into the unified one).
+    pub fn add_pid_v1(&self, pid: i32) -> Result<()> {
+        let unified = self.unified_dir();
+        for d in self.h.dirs(&self.rel) {
+            if Some(&d) != unified.as_ref() {
+                write(&d.join("cgroup.procs"), &pid.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Host pids of the processes in the cgroup (union over hierarchies).
     pub fn pids(&self) -> Vec<i32> {
         let mut v = Vec::new();
@@ -466,6 +494,19 @@ mod tests {
         );
         assert_eq!(h.unified, Some("/sys/fs/cgroup/unified".into()));
         assert_eq!(h.dirs("x").len(), 5);
+    }
+
+    #[test]
+    fn a_cgroup2_mounted_over_a_hybrid_layout_hides_it() {
+        let info = format!("{HYBRID}40 23 0:40 / /sys/fs/cgroup rw - cgroup2 none rw\n");
+        let h = Hierarchy::from_mountinfo(&info, Path::new("/sys/fs/cgroup")).unwrap();
+        assert_eq!(h.mode, "v2");
+        assert_eq!(h.unified, Some("/sys/fs/cgroup".into()));
+        assert_eq!(h.dirs("x"), vec![PathBuf::from("/sys/fs/cgroup/x")]);
+        // The usual tmpfs under the hybrid layout comes first and hides nothing.
+        let info = format!("22 1 0:20 / /sys/fs/cgroup ro - tmpfs tmpfs ro\n{HYBRID}");
+        let h = Hierarchy::from_mountinfo(&info, Path::new("/sys/fs/cgroup")).unwrap();
+        assert_eq!(h.mode, "hybrid");
     }
 
     #[test]

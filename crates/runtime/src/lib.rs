@@ -15,8 +15,9 @@
 //!   overlay root, /proc, /sys, /dev, bind mounts, pivot_root, masked paths, rlimits, user,
 //!   capabilities.
 //! - [`cgroup`]: the cgroup v2 driver and the v1 driver for hybrid hosts, detected at start.
-//! - [`runtime`]: sandboxes, containers, the per-container monitor (conmon role), exec, stop,
-//!   remove, state on disk.
+//! - [`runtime`]: sandboxes, containers, exec, stop, remove, state on disk.
+//! - [`monitor`]: the pod monitor (the shim role), one process per sandbox that creates, logs,
+//!   reaps and records every container of the pod, driven over a socket in the pod dir.
 //! - [`logs`]: CRI-format log files with size rotation.
 //! - [`sys`] and [`process`]: every Linux call behind the [`sys::Syscall`] trait (a real
 //!   implementation and a recording fake for unit tests), fork and exec; the only `unsafe`.

@@ -1,6 +1,6 @@
 //! `minirun`: mini-cluster's container runtime CLI, both the helper the kubelet spawns and a
-//! crictl-like debug tool. It is a fresh single-threaded process that forks; the per-container
-//! monitors it leaves behind own the running containers.
+//! crictl-like debug tool. It is a fresh single-threaded process that forks; the pod monitor
+//! each `sandbox create` leaves behind (one process per pod) owns the pod's running containers.
 //!
 //! # Contract for the kubelet
 //!

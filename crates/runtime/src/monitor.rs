@@ -521,12 +521,35 @@ impl<'a> Monitor<'a> {
         let (stdin, stdin_keeper) = open_stdin(&dir, &meta)?;
         self.pid_ns_for_children(&meta.pid_ns)
             .map_err(|e| format!("pid namespace: {e}"))?;
-        let forked = process::fork();
-        // Later forks start from this process's own PID namespace again.
-        let _ = self
-            .rt
-            .sys()
-            .setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID);
+        // Forked straight into its unified cgroup when there is one, so only the v1
+        // hierarchies (on a hybrid host) need a migration.
+        let cgroup = self.rt.cgroup(&meta.cgroup);
+        let unified = cgroup.unified_dir().and_then(|d| {
+            nix::fcntl::open(
+                &d,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        });
+        let mut into_cgroup = false;
+        let forked = match &unified {
+            Some(fd) => match process::fork_into_cgroup(fd.as_fd()) {
+                Ok(f) => {
+                    into_cgroup = true;
+                    Ok(f)
+                }
+                Err(_) => process::fork(),
+            },
+            None => process::fork(),
+        };
+        if !matches!(forked, Ok(Forked::Child)) {
+            // Later forks start from this process's own PID namespace again.
+            let _ = self
+                .rt
+                .sys()
+                .setns(self.own_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID);
+        }
         let child = match forked {
             Err(e) => return Err(format!("fork: {e}")),
             Ok(Forked::Child) => {
@@ -547,9 +570,13 @@ impl<'a> Monitor<'a> {
             }
             Ok(Forked::Parent(p)) => p,
         };
-        drop((out_w, err_w, sync_r, st_w, stdin));
-        let cgroup = self.rt.cgroup(&meta.cgroup);
-        if let Err(e) = cgroup.add_pid(child.as_raw()) {
+        drop((out_w, err_w, sync_r, st_w, stdin, unified));
+        let placed = if into_cgroup {
+            cgroup.add_pid_v1(child.as_raw())
+        } else {
+            cgroup.add_pid(child.as_raw())
+        };
+        if let Err(e) = placed {
             let _ = self.rt.sys().kill(child.as_raw(), Signal::SIGKILL);
             process::wait_exit(child);
             return Err(format!("cgroup: {e}"));

@@ -45,6 +45,63 @@ pub fn fork() -> nix::Result<Forked> {
     }
 }
 
+/// `clone3(2)` flag: start the child in the cgroup v2 directory `clone_args.cgroup` names.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Like [`fork`], but the child starts in the cgroup v2 directory `cgroup` (an open directory
+/// of the unified hierarchy): no migration afterwards, so no wait for the kernel's migration
+/// lock (`cgroup_threadgroup_rwsem`, whose writers wait for an RCU grace period). This is how
+/// crun starts containers on cgroup v2. Fails with the kernel's error (ENOSYS before 5.7)
+/// and then the caller forks and migrates instead. Callers must be single-threaded, and the
+/// child must only set itself up and exec or `exit_now`: it does not run glibc's fork
+/// handlers, so glibc's thread descriptor keeps the parent's cached thread id.
+pub fn fork_into_cgroup(cgroup: std::os::fd::BorrowedFd<'_>) -> nix::Result<Forked> {
+    use std::os::fd::AsRawFd;
+    debug_assert!(
+        single_threaded() != Some(false),
+        "fork from a multi-threaded process"
+    );
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 reads `size_of::<CloneArgs>()` bytes from a valid, initialised struct
+    // that lives across the call; with no stack given the child runs on a copy of this
+    // address space like after fork, which is sound because this process is single-threaded
+    // (no lock can be held by another thread), and the child only sets up and execs.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(nix::Error::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
 /// Ends a forked child immediately, without running the parent's destructors or atexit hooks.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions; it is async-signal-safe and never returns.

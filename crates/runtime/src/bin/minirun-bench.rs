@@ -35,6 +35,10 @@ struct Args {
     /// milliseconds as JSON; used under `unshare -m` with cgroup2 mounted on /sys/fs/cgroup.
     #[arg(long, hide = true, num_args = 3, value_names = ["N", "BUNDLE", "STATE"])]
     crun_loop: Option<Vec<String>>,
+    /// Internal: time `minirun run` this many times in a fresh sandbox of ROOT with cgroups
+    /// under CGROUP and print the milliseconds as JSON; used in the same private cgroup2 view.
+    #[arg(long, hide = true, num_args = 3, value_names = ["N", "ROOT", "CGROUP"])]
+    minirun_loop: Option<Vec<String>>,
 }
 
 /// The hidden `--crun-loop N BUNDLE STATE` mode: one warm-up, then N timed `crun run`s.
@@ -57,9 +61,60 @@ fn crun_loop(spec: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// crun on a hybrid cgroup host: in a private mount namespace whose /sys/fs/cgroup is the
-/// cgroup2 hierarchy (crun then sees a pure v2 host), without the device rules (crun's eBPF
-/// device filter needs RLIMIT_MEMLOCK raised, i.e. CAP_SYS_RESOURCE).
+/// The hidden `--minirun-loop N ROOT CGROUP` mode: a sandbox, one warm-up, then N timed
+/// `minirun run`s in it, and the sandbox removed.
+fn minirun_loop(minirun: &Path, spec: &[String]) -> Result<()> {
+    let n: usize = spec[0].parse()?;
+    let m = |a: &[&str]| {
+        let mut c = Command::new(minirun);
+        c.arg("--root")
+            .arg(&spec[1])
+            .arg("--cgroup-root")
+            .arg(&spec[2])
+            .args(a);
+        c
+    };
+    let pod = create_pod(m(&["sandbox", "create", "--config", "-"]))?;
+    let v = time_n(n, |_| {
+        run_ok(&mut m(&[
+            "run",
+            "--pod",
+            &pod,
+            "--wait",
+            "--rm",
+            "busybox:latest",
+            "true",
+        ]))?;
+        Ok(())
+    });
+    run_ok(&mut m(&["sandbox", "rm", &pod]))?;
+    let ms: Vec<f64> = v?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    println!("{}", serde_json::to_string(&ms)?);
+    Ok(())
+}
+
+/// Runs this binary's hidden `mode` (`--crun-loop` or `--minirun-loop`) in a private mount
+/// namespace whose /sys/fs/cgroup is the cgroup2 hierarchy: what a pure cgroup v2 host looks
+/// like, with only the controllers v1 does not hold (on this hybrid host: no memory, cpu or
+/// pids). crun runs only there, and minirun is timed there too for a like-for-like row.
+fn in_private_cgroup2(me: &Path, mode: &str, args: [&str; 3]) -> Result<Vec<Duration>> {
+    let script = r#"mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$1" "$2" "$3" "$4""#;
+    let out = run_ok(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(me)
+            .arg(mode)
+            .args(args),
+    )?;
+    let ms: Vec<f64> = serde_json::from_str(out.trim()).context("loop output")?;
+    Ok(ms
+        .into_iter()
+        .map(|m| Duration::from_secs_f64(m / 1000.0))
+        .collect())
+}
+
+/// crun on a hybrid cgroup host: in the private cgroup2 view, without the device rules (crun's
+/// eBPF device filter needs RLIMIT_MEMLOCK raised, i.e. CAP_SYS_RESOURCE).
 fn crun_private_cgroup2(me: &Path, bundle: &Path, state: &Path, n: usize) -> Result<Vec<Duration>> {
     let config = bundle.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
@@ -67,20 +122,11 @@ fn crun_private_cgroup2(me: &Path, bundle: &Path, state: &Path, n: usize) -> Res
         linux.remove("resources");
     }
     std::fs::write(&config, serde_json::to_vec_pretty(&v)?)?;
-    let script = r#"mount -t cgroup2 none /sys/fs/cgroup && exec "$0" --crun-loop "$1" "$2" "$3""#;
-    let out = run_ok(
-        Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", script])
-            .arg(me)
-            .arg(n.to_string())
-            .arg(bundle)
-            .arg(state),
-    )?;
-    let ms: Vec<f64> = serde_json::from_str(out.trim()).context("crun loop output")?;
-    Ok(ms
-        .into_iter()
-        .map(|m| Duration::from_secs_f64(m / 1000.0))
-        .collect())
+    let (bundle, state) = (
+        bundle.to_str().context("path")?,
+        state.to_str().context("path")?,
+    );
+    in_private_cgroup2(me, "--crun-loop", [&n.to_string(), bundle, state])
 }
 
 /// Removes every sandbox of the bench root and its cgroups, also when the bench fails.
@@ -114,6 +160,10 @@ impl Drop for Cleanup {
             let _ =
                 std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(h).join(&self.cgroup_root));
         }
+        // What the minirun row in the private cgroup2 view made, seen from here.
+        let _ = std::fs::remove_dir(
+            Path::new("/sys/fs/cgroup/unified").join(format!("{}-v2", self.cgroup_root)),
+        );
     }
 }
 
@@ -201,6 +251,9 @@ fn main() -> Result<()> {
     }
     let me = std::env::current_exe()?;
     let minirun = me.parent().context("exe dir")?.join("minirun");
+    if let Some(spec) = &args.minirun_loop {
+        return minirun_loop(&minirun, spec);
+    }
     let tmp = tempfile::Builder::new()
         .prefix("minirun-bench-")
         .tempdir()?;
@@ -292,12 +345,31 @@ fn main() -> Result<()> {
                             "crun (private cgroup2 view, no device rules)",
                             stats(&mut v),
                         ));
+                        // minirun in the same view, for a like-for-like comparison.
+                        let view_cg = format!("{cg}-v2");
+                        let root_text = root.to_str().context("path")?;
+                        match in_private_cgroup2(
+                            &me,
+                            "--minirun-loop",
+                            [&n.to_string(), root_text, &view_cg],
+                        ) {
+                            Ok(mut v) => rows
+                                .push(("minirun (the same private cgroup2 view)", stats(&mut v))),
+                            Err(e) => notes.push(format!(
+                                "minirun could not run in the private cgroup2 view: {}",
+                                format!("{e:#}").trim()
+                            )),
+                        }
                         notes.push(
                             "crun refuses this hybrid cgroup host (\"cgroups in hybrid mode not supported\"). \
                              Its row ran in a private mount namespace with the cgroup2 hierarchy on /sys/fs/cgroup, \
                              where only controllers unused by v1 exist, and without the bundle's device rules: \
                              less work than minirun and runc do (no memory/cpu/pids cgroups, no device filter), \
-                             so it is a lower bound for crun here"
+                             so it is a lower bound for crun here. The row \"minirun (the same private cgroup2 view)\" \
+                             ran minirun there too (a sandbox of the same root, cgroups with no memory/cpu/pids controllers, \
+                             each init forked straight into its cgroup with clone3 CLONE_INTO_CGROUP as crun does): \
+                             that pair is like for like, apart from the device filter crun skips and minirun's overlay root, \
+                             pod namespaces, monitor and CRI log"
                                 .into(),
                         );
                     }
