@@ -275,7 +275,7 @@ struct Container {
     cgroup: Cgroup,
     log: LogWriter,
     /// stdout and stderr read ends, until they reach end-of-file.
-    output: [Option<OwnedFd>; 2],
+    output: [Option<fs::File>; 2],
     /// The FIFO end kept open for a stdinOnce container until `close-stdin`.
     stdin_keeper: Option<OwnedFd>,
     /// Until the init reports ready: its status pipe, what it wrote, and who asked.
@@ -433,22 +433,9 @@ impl<'a> Monitor<'a> {
         let mut i = 0;
         while i < self.clients.len() {
             let c = &mut self.clients[i];
-            let mut closed = false;
-            loop {
-                match c.stream.read(&mut self.buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.input.extend_from_slice(&self.buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
+            let closed = drain(&mut c.stream, &mut self.buf, |b| {
+                c.input.extend_from_slice(b)
+            });
             if let Some(end) = c.input.iter().position(|&b| b == b'\n') {
                 let line = String::from_utf8_lossy(&c.input[..end]).to_string();
                 let client = self.clients.swap_remove(i);
@@ -594,7 +581,7 @@ impl<'a> Monitor<'a> {
             pause: meta.pause,
             cgroup,
             log,
-            output: [Some(out_r), Some(err_r)],
+            output: [Some(fs::File::from(out_r)), Some(fs::File::from(err_r))],
             stdin_keeper,
             setup: Some(Setup {
                 status: fs::File::from(st_r),
@@ -630,22 +617,9 @@ impl<'a> Monitor<'a> {
         let mut failed = Vec::new();
         for (i, c) in self.containers.iter_mut().enumerate() {
             let Some(s) = &mut c.setup else { continue };
-            let mut eof = false;
-            loop {
-                match s.status.read(&mut self.buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => s.written.extend_from_slice(&self.buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        eof = true;
-                        break;
-                    }
-                }
-            }
+            let eof = drain(&mut s.status, &mut self.buf, |b| {
+                s.written.extend_from_slice(b)
+            });
             if s.written.first() == Some(&b'R') {
                 let ms = MonitorState {
                     pid: c.pid.as_raw(),
@@ -691,23 +665,14 @@ impl<'a> Monitor<'a> {
     fn relay_output(&mut self) {
         for c in &mut self.containers {
             for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-                let Some(fd) = &c.output[i] else { continue };
-                loop {
-                    match nix::unistd::read(fd, &mut self.buf) {
-                        Ok(0) => {
-                            c.output[i] = None;
-                            break;
-                        }
-                        Ok(n) => {
-                            let _ = c.log.write(stream, &self.buf[..n]);
-                        }
-                        Err(nix::Error::EINTR) => continue,
-                        Err(nix::Error::EAGAIN) => break,
-                        Err(_) => {
-                            c.output[i] = None;
-                            break;
-                        }
-                    }
+                let Some(pipe) = &mut c.output[i] else {
+                    continue;
+                };
+                let log = &mut c.log;
+                if drain(pipe, &mut self.buf, |b| {
+                    let _ = log.write(stream, b);
+                }) {
+                    c.output[i] = None;
                 }
             }
         }
@@ -754,6 +719,20 @@ impl<'a> Monitor<'a> {
                     j += 1;
                 }
             }
+        }
+    }
+}
+
+/// Reads what a non-blocking `source` has now into `sink`; true once it has ended (end-of-file
+/// or an error).
+fn drain(source: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+    loop {
+        match source.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
         }
     }
 }

@@ -75,18 +75,7 @@ fn minirun_loop(minirun: &Path, spec: &[String]) -> Result<()> {
         c
     };
     let pod = create_pod(m(&["sandbox", "create", "--config", "-"]))?;
-    let v = time_n(n, |_| {
-        run_ok(&mut m(&[
-            "run",
-            "--pod",
-            &pod,
-            "--wait",
-            "--rm",
-            "busybox:latest",
-            "true",
-        ]))?;
-        Ok(())
-    });
+    let v = time_n(n, |_| run_true(m(&[]), &pod));
     run_ok(&mut m(&["sandbox", "rm", &pod]))?;
     let ms: Vec<f64> = v?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     println!("{}", serde_json::to_string(&ms)?);
@@ -197,6 +186,21 @@ fn time_n(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<Vec<Durati
     Ok(v)
 }
 
+/// One timed lifecycle: `minirun run --pod POD --wait --rm busybox:latest true` (`minirun` is
+/// the command with its global flags).
+fn run_true(mut minirun: Command, pod: &str) -> Result<()> {
+    run_ok(minirun.args([
+        "run",
+        "--pod",
+        pod,
+        "--wait",
+        "--rm",
+        "busybox:latest",
+        "true",
+    ]))?;
+    Ok(())
+}
+
 /// Runs `minirun sandbox create --config -` with a fixed config; returns the sandbox id.
 fn create_pod(mut cmd: Command) -> Result<String> {
     use std::io::Write;
@@ -294,18 +298,7 @@ fn main() -> Result<()> {
     // The pod for the container runs.
     let pod = create_pod(m(&["sandbox", "create", "--config", "-"]))?;
 
-    let mut mr = time_n(n, |_| {
-        run_ok(&mut m(&[
-            "run",
-            "--pod",
-            &pod,
-            "--wait",
-            "--rm",
-            "busybox:latest",
-            "true",
-        ]))?;
-        Ok(())
-    })?;
+    let mut mr = time_n(n, |_| run_true(m(&[]), &pod))?;
     rows.push(("minirun", stats(&mut mr)));
 
     // The same rootfs for runc and crun: minirun's busybox snapshot.
