@@ -58,6 +58,25 @@ pub struct Overlay {
     pub work: PathBuf,
 }
 
+/// Mounts the overlay `o` on `target`.
+pub fn mount_overlay(sys: &dyn Syscall, o: &Overlay, target: &Path) -> Result<(), InitError> {
+    let lower: Vec<String> = o.lower.iter().map(|p| p.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        o.upper.display(),
+        o.work.display()
+    );
+    sys.mount(
+        Some(Path::new("overlay")),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )?;
+    Ok(())
+}
+
 fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
     match t {
         LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
@@ -285,20 +304,7 @@ pub fn setup_rootfs(
         }
     }
     if let Some(o) = overlay {
-        let lower: Vec<String> = o.lower.iter().map(|p| p.display().to_string()).collect();
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
-            o.upper.display(),
-            o.work.display()
-        );
-        sys.mount(
-            Some(Path::new("overlay")),
-            &rootfs,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(&data),
-        )?;
+        mount_overlay(sys, o, &rootfs)?;
     } else {
         sys.mount(
             Some(&rootfs),

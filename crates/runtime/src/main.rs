@@ -26,6 +26,7 @@
 //! | `logs ID [--raw]` | the container's output (or the CRI log lines) |
 //! | `stats ID` | `{cpu_usage_ns, cpu_throttled_periods, memory_usage, oom_kills, pids}` |
 //! | `inspect ID` | state, metadata and the OCI runtime spec |
+//! | `export ID DIR` | nothing; DIR becomes an OCI bundle of the container (`config.json`, `rootfs` mounted: `umount DIR/rootfs` when done) |
 //! | `ps [-a] [--json] [-q]` / `run [...] IMAGE [CMD...]` | debug table / convenience create+start |
 //! | `info` | detected cgroup layout (`v2`, `hybrid`, `v1`) |
 //!
@@ -177,6 +178,9 @@ enum Cmd {
     Stats { id: String },
     /// State, metadata and OCI spec of a container.
     Inspect { id: String },
+    /// Writes the container as an OCI runtime bundle (config.json and an overlay rootfs mount)
+    /// that runc or crun can run; unmount DIR/rootfs when done.
+    Export { id: String, dir: PathBuf },
     /// Detected cgroup layout.
     Info,
     /// Create a sandbox (unless --pod) and a container in it, and start it.
@@ -392,6 +396,7 @@ fn run(cli: Cli) -> Result<i32> {
                 .unwrap_or_default();
             print_json(&serde_json::json!({"state": st, "meta": meta, "spec": spec}))?;
         }
+        Cmd::Export { id, dir } => rt.export_bundle(&id, &dir)?,
         Cmd::Info => print_json(rt.cgroups())?,
         Cmd::Run {
             name,

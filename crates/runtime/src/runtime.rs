@@ -944,6 +944,42 @@ impl Runtime {
         Ok(())
     }
 
+    /// Writes container `id` as an OCI runtime bundle into `dir` (created here; it must not
+    /// exist yet), so that runc or crun can run the same container: `config.json` is the
+    /// container's runtime spec with `root.path` = `rootfs` and a cgroup of its own (the
+    /// container's path with `-bundle` appended), and `rootfs` is an overlay mount of the
+    /// image's layers with a fresh writable layer in `dir/upper` (the container's own changes
+    /// are not in it). The caller unmounts `dir/rootfs` when done with the bundle.
+    pub fn export_bundle(&self, id: &str, dir: &Path) -> Result<()> {
+        let cdir = self.find_container_dir(id)?;
+        let meta: ContainerMeta = read_json(&cdir.join("meta.json"))?;
+        let mut spec: Spec = read_json(&cdir.join("config.json"))?;
+        if dir.exists() {
+            return Err(RuntimeError::Exists(dir.display().to_string()));
+        }
+        let overlay = Overlay {
+            lower: meta.overlay.lower.clone(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+        };
+        let rootfs = dir.join("rootfs");
+        for d in [&rootfs, &overlay.upper, &overlay.work] {
+            fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_path(PathBuf::from("rootfs"));
+        spec.set_root(Some(root));
+        if let Some(mut linux) = spec.linux().clone() {
+            linux.set_cgroups_path(Some(PathBuf::from(format!("{}-bundle", meta.cgroup))));
+            spec.set_linux(Some(linux));
+        }
+        write_json(&dir.join("config.json"), &spec)?;
+        init::mount_overlay(&self.sys, &overlay, &rootfs).map_err(|e| RuntimeError::Init {
+            id: meta.id.clone(),
+            msg: format!("{}: {e}", rootfs.display()),
+        })
+    }
+
     /// CPU, memory and pids usage of a container.
     pub fn stats(&self, id: &str) -> Result<Stats> {
         Ok(self.cgroup(&self.meta(id)?.cgroup).stats())
