@@ -487,9 +487,18 @@ pub async fn admit_priority_class(srv: &ApiServer, class: &Value) -> Result<(), 
         return Ok(());
     }
     let name = objects::name(class);
-    if let Some(other) = global_defaults(srv)
-        .await
-        .into_iter()
+    // Read from the store, not the watch cache: a default class created just before may not
+    // have reached the cache yet, and this check guards a write.
+    let r = priority_classes();
+    let stored = srv
+        .store
+        .list(&r.key_prefix(), store::ListOptions::default())
+        .await?;
+    if let Some(other) = stored
+        .items
+        .iter()
+        .filter_map(|kv| crate::cache::decode(&kv.value, kv.mod_revision).ok())
+        .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
         .find(|pc| objects::name(pc) != name)
     {
         return Err(ApiError::forbidden(
