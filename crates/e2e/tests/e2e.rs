@@ -458,8 +458,34 @@ fn node_port_from_outside(cluster: &Cluster) {
         assert!(answer.contains("version=v1"), "{answer}");
         // and from a pod, through another node's address
         let from_pod = requests(cluster, "client-0", &url, 2);
-        assert_eq!(backends(&from_pod).values().sum::<usize>(), 2, "{from_pod}");
+        let answered = backends(&from_pod).values().sum::<usize>();
+        if answered != 2 {
+            panic!(
+                "{answered} of 2 requests from client-0 to {url} answered: {from_pod}\n{}",
+                node_port_state(cluster, 30080)
+            );
+        }
     }
+}
+
+/// Each node's NodePort rules and connection tracking for `port`: what a failed request to a
+/// NodePort needs to be explained.
+fn node_port_state(cluster: &Cluster, port: u16) -> String {
+    let mut out = String::new();
+    for i in 0..node_ips(cluster).len() {
+        let netns = cluster.node_netns(i);
+        let rules = cluster.in_netns(&netns, "iptables-save", &["-t", "nat"]);
+        let conntrack = cluster.in_netns(
+            &netns,
+            "conntrack",
+            &["-L", "-p", "tcp", "--dport", &port.to_string()],
+        );
+        out += &format!(
+            "--- {netns} nat rules:\n{}\n--- {netns} conntrack:\n{}{}\n",
+            rules.stdout, conntrack.stdout, conntrack.stderr
+        );
+    }
+    out
 }
 
 fn session_affinity_pins_a_client(cluster: &Cluster) {

@@ -112,6 +112,16 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Writes `stream`'s unterminated output now, as a partial (`P`) record: a terminal's
+    /// prompt must reach the log (and `attach`) before its line ends.
+    pub fn flush_partial(&mut self, stream: Stream) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.partial[stream as usize]);
+        if !rest.is_empty() {
+            self.record(stream, 'P', &rest)?;
+        }
+        Ok(())
+    }
+
     /// Flushes unterminated output as final records.
     pub fn finish(&mut self) -> io::Result<()> {
         for s in [Stream::Stdout, Stream::Stderr] {
@@ -184,6 +194,23 @@ mod tests {
         let plain = read_plain(&p).unwrap();
         assert_eq!(plain[0], ("stdout".into(), "hello".into()));
         assert_eq!(plain[2].1.len(), 3 + MAX_LINE + 10);
+    }
+
+    #[test]
+    fn a_prompt_is_flushed_as_a_partial_record() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.log");
+        let mut w = LogWriter::open(&p, 1 << 20, 2).unwrap();
+        w.write(Stream::Stdout, b"/ # ").unwrap();
+        w.flush_partial(Stream::Stdout).unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert!(text.ends_with(" stdout P / # \n"), "{text}");
+        w.write(Stream::Stdout, b"echo\r\n").unwrap();
+        w.flush_partial(Stream::Stdout).unwrap();
+        w.finish().unwrap();
+        let plain = read_plain(&p).unwrap();
+        // Partial records join their line; a terminal's \r\n ends it like \n.
+        assert_eq!(plain, vec![("stdout".into(), "/ # echo".into())]);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | `logs ID [--raw]` | the container's output (or the CRI log lines) |
 //! | `stats ID` | `{cpu_usage_ns, cpu_throttled_periods, memory_usage, oom_kills, pids}` |
 //! | `inspect ID` | state, metadata and the OCI runtime spec |
+//! | `resize ID COLS ROWS` | nothing; sets a terminal container's window size |
 //! | `export ID DIR` | nothing; DIR becomes an OCI bundle of the container (`config.json`, `rootfs` mounted: `umount DIR/rootfs` when done) |
 //! | `ps [-a] [--json] [-q]` / `run [...] IMAGE [CMD...]` | debug table / convenience create+start |
 //! | `info` | detected cgroup layout (`v2`, `hybrid`, `v1`) |
@@ -41,7 +42,7 @@
 //! cpu_request_millis, pids_limit}, security: {privileged, capabilities_add,
 //! capabilities_drop, run_as_user, run_as_group, supplemental_groups,
 //! read_only_root_filesystem, allow_privilege_escalation}, rlimits: [{type, soft, hard}],
-//! log_path?, log_max_size?, labels, annotations}`.
+//! log_path?, log_max_size?, labels, annotations, stdin, stdin_once, tty}`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -181,6 +182,8 @@ enum Cmd {
     /// Writes the container as an OCI runtime bundle (config.json and an overlay rootfs mount)
     /// that runc or crun can run; unmount DIR/rootfs when done.
     Export { id: String, dir: PathBuf },
+    /// Sets a terminal container's window size.
+    Resize { id: String, cols: u16, rows: u16 },
     /// Detected cgroup layout.
     Info,
     /// Create a sandbox (unless --pod) and a container in it, and start it.
@@ -397,6 +400,7 @@ fn run(cli: Cli) -> Result<i32> {
             print_json(&serde_json::json!({"state": st, "meta": meta, "spec": spec}))?;
         }
         Cmd::Export { id, dir } => rt.export_bundle(&id, &dir)?,
+        Cmd::Resize { id, cols, rows } => rt.resize(&id, cols, rows)?,
         Cmd::Info => print_json(rt.cgroups())?,
         Cmd::Run {
             name,

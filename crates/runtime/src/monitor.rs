@@ -9,9 +9,12 @@
 //! - `wait <id>`: answers `done` once the container's exit record is written (at once when it
 //!   runs no such container);
 //! - `close-stdin <id>`: lets go of the end of a stdinOnce container's FIFO it keeps; `ok`;
+//! - `resize <id> <cols> <rows>`: sets a terminal container's window size; `ok`;
 //! - `exit`: exits as soon as it runs no container; `ok`.
 //!
-//! Meanwhile it relays every container's stdout and stderr into its CRI log, reaps the inits
+//! Meanwhile it relays every container's stdout and stderr into its CRI log (for a terminal
+//! container: what its pty master reads, as stdout, with the stdin FIFO copied into the pty;
+//! the init opens the pty inside the container and sends the master over a socketpair), reaps the inits
 //! (SIGCHLD through a signalfd) and writes each exit record (`exit.json`: code, reason, finish
 //! time). It exits by itself once the pause container has exited and nothing else runs.
 //! Everything is non-blocking in one poll loop, so an init that is slow to set up holds up
@@ -147,6 +150,23 @@ pub(crate) fn close_stdin(pod_dir: &Path, id: &str) -> Result<()> {
     }
 }
 
+/// Asks the monitor to set the window size of `id`'s terminal.
+pub(crate) fn resize(pod_dir: &Path, id: &str, cols: u16, rows: u16) -> Result<()> {
+    let answer = request(
+        pod_dir,
+        &format!("resize {id} {cols} {rows}"),
+        Some(Duration::from_secs(5)),
+    )
+    .map_err(monitor_io(pod_dir))?;
+    if answer == "ok" {
+        return Ok(());
+    }
+    Err(RuntimeError::Init {
+        id: id.to_string(),
+        msg: answer.strip_prefix("error ").unwrap_or(&answer).to_string(),
+    })
+}
+
 /// Asks the monitor to exit once it runs no container (a pod without a monitor is done).
 pub(crate) fn ask_exit(pod_dir: &Path) {
     let _ = request(pod_dir, "exit", Some(Duration::from_secs(5)));
@@ -278,6 +298,12 @@ struct Container {
     output: [Option<fs::File>; 2],
     /// The FIFO end kept open for a stdinOnce container until `close-stdin`.
     stdin_keeper: Option<OwnedFd>,
+    /// A terminal container's pty master (its output, and where its input goes).
+    terminal: Option<fs::File>,
+    /// A terminal container's stdin FIFO, which this monitor copies into the pty.
+    terminal_input: Option<fs::File>,
+    /// Until the init has sent its pty master: this monitor's end of the socket it comes over.
+    console: Option<OwnedFd>,
     /// Until the init reports ready: its status pipe, what it wrote, and who asked.
     setup: Option<Setup>,
     /// Exit status and when it was reaped.
@@ -395,6 +421,9 @@ impl<'a> Monitor<'a> {
             for f in c.output.iter().flatten() {
                 fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             }
+            for f in [&c.terminal, &c.terminal_input].into_iter().flatten() {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
         }
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(200u16));
     }
@@ -473,6 +502,29 @@ impl<'a> Monitor<'a> {
                 }
                 answer(&mut stream, "ok");
             }
+            "resize" => {
+                let mut words = id.split(' ');
+                let (id, cols, rows) = (words.next(), words.next(), words.next());
+                let size = cols
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .zip(rows.and_then(|r| r.parse::<u16>().ok()));
+                let terminal = self
+                    .containers
+                    .iter()
+                    .find(|c| Some(c.id.as_str()) == id)
+                    .and_then(|c| c.terminal.as_ref());
+                let reply = match (terminal, size) {
+                    (Some(t), Some((cols, rows))) => {
+                        match crate::sys::set_terminal_size(t.as_fd(), cols, rows) {
+                            Ok(()) => "ok".to_string(),
+                            Err(e) => format!("error resize: {e}"),
+                        }
+                    }
+                    (None, _) => format!("error no terminal for {}", id.unwrap_or("")),
+                    (_, None) => "error resize wants <id> <cols> <rows>".to_string(),
+                };
+                answer(&mut stream, &reply);
+            }
             "exit" => {
                 self.exit_asked = true;
                 answer(&mut stream, "ok");
@@ -506,6 +558,28 @@ impl<'a> Monitor<'a> {
         let ((out_r, out_w), (err_r, err_w), (sync_r, sync_w), (st_r, st_w)) =
             pipes.map_err(|e| format!("pipes: {e}"))?;
         let (stdin, stdin_keeper) = open_stdin(&dir, &meta)?;
+        // A terminal container's init opens a pty in its own /dev/pts and sends the master
+        // here; its stdin FIFO is then this monitor's to copy into the pty.
+        let console = if meta.config.tty {
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| format!("console socket: {e}"))?;
+            Some((ours, theirs))
+        } else {
+            None
+        };
+        let (stdin, terminal_input) = match (&console, stdin) {
+            (Some(_), Some(fifo)) => (None, Some(fs::File::from(fifo))),
+            (_, stdin) => (stdin, None),
+        };
+        let (console, console_theirs) = match console {
+            Some((ours, theirs)) => (Some(ours), Some(theirs)),
+            None => (None, None),
+        };
         self.pid_ns_for_children(&meta.pid_ns)
             .map_err(|e| format!("pid namespace: {e}"))?;
         // Forked straight into its unified cgroup when there is one, so only the v1
@@ -540,7 +614,7 @@ impl<'a> Monitor<'a> {
         let child = match forked {
             Err(e) => return Err(format!("fork: {e}")),
             Ok(Forked::Child) => {
-                drop((out_r, err_r, sync_w, st_r));
+                drop((out_r, err_r, sync_w, st_r, console));
                 let _ = SigSet::all().thread_unblock();
                 let input = stdin.or_else(|| process::dev_null().ok());
                 process::set_stdio(input.as_ref(), Some(&out_w), Some(&err_w));
@@ -551,13 +625,21 @@ impl<'a> Monitor<'a> {
                 // the root are set up in parallel, and `sync` says the move is done.
                 let sync = fs::File::from(sync_r);
                 let fifo = dir.join("exec.fifo");
-                let e = container_init(self.rt.sys(), &spec, &meta.overlay, &fifo, sync, &mut st);
+                let e = container_init(
+                    self.rt.sys(),
+                    &spec,
+                    &meta.overlay,
+                    &fifo,
+                    console_theirs,
+                    sync,
+                    &mut st,
+                );
                 let _ = st.write_all(format!("E{e}").as_bytes());
                 process::exit_now(127)
             }
             Ok(Forked::Parent(p)) => p,
         };
-        drop((out_w, err_w, sync_r, st_w, stdin, unified));
+        drop((out_w, err_w, sync_r, st_w, stdin, unified, console_theirs));
         let placed = if into_cgroup {
             cgroup.add_pid_v1(child.as_raw())
         } else {
@@ -569,6 +651,12 @@ impl<'a> Monitor<'a> {
             return Err(format!("cgroup: {e}"));
         }
         let _ = fs::File::from(sync_w).write_all(b"1");
+        if let Some(input) = &terminal_input {
+            let _ = nix::fcntl::fcntl(
+                input.as_fd(),
+                nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+            );
+        }
         for f in [&out_r, &err_r, &st_r] {
             let _ = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         }
@@ -583,6 +671,9 @@ impl<'a> Monitor<'a> {
             log,
             output: [Some(fs::File::from(out_r)), Some(fs::File::from(err_r))],
             stdin_keeper,
+            terminal: None,
+            terminal_input,
+            console,
             setup: Some(Setup {
                 status: fs::File::from(st_r),
                 written: Vec::new(),
@@ -621,6 +712,24 @@ impl<'a> Monitor<'a> {
                 s.written.extend_from_slice(b)
             });
             if s.written.first() == Some(&b'R') {
+                if let Some(console) = c.console.take() {
+                    // The init sent the master before it reported ready.
+                    match crate::sys::recv_fd(console.as_fd()) {
+                        Ok(Some(master)) => {
+                            let _ = nix::fcntl::fcntl(
+                                master.as_fd(),
+                                nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+                            );
+                            c.terminal = Some(fs::File::from(master));
+                        }
+                        other => {
+                            s.written =
+                                format!("Eno terminal from the init: {other:?}").into_bytes();
+                            failed.push(i);
+                            continue;
+                        }
+                    }
+                }
                 let ms = MonitorState {
                     pid: c.pid.as_raw(),
                     pid_start: process::start_time(c.pid.as_raw()),
@@ -661,9 +770,32 @@ impl<'a> Monitor<'a> {
         }
     }
 
-    /// Copies whatever the containers wrote into their logs.
+    /// Copies whatever the containers wrote into their logs, and terminal input into the ptys.
     fn relay_output(&mut self) {
         for c in &mut self.containers {
+            if let Some(master) = &mut c.terminal {
+                let log = &mut c.log;
+                let ended = drain(master, &mut self.buf, |b| {
+                    let _ = log.write(Stream::Stdout, b);
+                });
+                let _ = log.flush_partial(Stream::Stdout);
+                if ended {
+                    // EIO: every process of the container closed the terminal.
+                    c.terminal = None;
+                    c.terminal_input = None;
+                }
+            }
+            if let (Some(input), Some(master)) = (&mut c.terminal_input, &c.terminal) {
+                let mut master: &fs::File = master;
+                let ended = drain(input, &mut self.buf, |b| {
+                    let _ = master.write_all(b);
+                });
+                if ended {
+                    // stdinOnce's end: the terminal's end-of-file character.
+                    let _ = master.write_all(&[4]);
+                    c.terminal_input = None;
+                }
+            }
             for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
                 let Some(pipe) = &mut c.output[i] else {
                     continue;
@@ -686,7 +818,8 @@ impl<'a> Monitor<'a> {
             let c = &self.containers[i];
             let finished = c.setup.is_none()
                 && c.exited.is_some_and(|(_, at)| {
-                    c.output.iter().all(Option::is_none) || at.elapsed() > DRAIN_AFTER_EXIT
+                    (c.output.iter().all(Option::is_none) && c.terminal.is_none())
+                        || at.elapsed() > DRAIN_AFTER_EXIT
                 });
             if !finished {
                 i += 1;
@@ -782,6 +915,7 @@ fn container_init(
     spec: &Spec,
     overlay: &Overlay,
     fifo: &Path,
+    console: Option<OwnedFd>,
     mut in_cgroups: fs::File,
     status: &mut fs::File,
 ) -> InitErrorText {
@@ -790,6 +924,9 @@ fn container_init(
         let fifo_fd = nix::fcntl::open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| InitErrorText(format!("open {}: {e}", fifo.display())))?;
         init::setup_rootfs(sys, spec, Some(overlay))?;
+        if let Some(console) = &console {
+            open_terminal(sys, console)?;
+        }
         init::setup_process(sys, spec)?;
         let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
         let args = p.args().clone().unwrap_or_default();
@@ -825,6 +962,21 @@ fn container_init(
     let e = process::exec(&exe, &args, &env);
     eprintln!("minirun: exec {}: {e}", exe.display());
     process::exit_now(127)
+}
+
+/// In a terminal container's init, inside its root: a pty from the container's own /dev/pts
+/// becomes the controlling terminal and stdio of a new session, and its master goes to the
+/// monitor over `console`.
+fn open_terminal(sys: &dyn Syscall, console: &OwnedFd) -> std::result::Result<(), InitErrorText> {
+    let (master, slave) = crate::sys::open_pty(Path::new("/dev/pts/ptmx"), None)
+        .map_err(|e| InitErrorText(format!("terminal: {e}")))?;
+    nix::unistd::setsid().map_err(|e| InitErrorText(format!("setsid: {e}")))?;
+    sys.set_controlling_tty(slave.as_fd())
+        .map_err(|e| InitErrorText(format!("terminal: {e}")))?;
+    process::set_stdio(Some(&slave), Some(&slave), Some(&slave));
+    crate::sys::send_fd(console.as_fd(), master.as_fd())
+        .map_err(|e| InitErrorText(format!("sending the terminal: {e}")))?;
+    Ok(())
 }
 
 /// An init failure as text (crosses the status pipe).

@@ -234,6 +234,9 @@ pub struct ContainerState {
     /// Stdin ends after the first attach (`close_stdin`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_once: bool,
+    /// Its stdio is a terminal (resizable with `resize`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
     /// Labels.
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations.
@@ -770,6 +773,20 @@ impl Runtime {
         monitor::close_stdin(pod_of(&dir), &meta.id)
     }
 
+    /// Sets a terminal container's window size (its processes get SIGWINCH).
+    pub fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+        let dir = self.find_container_dir(id)?;
+        let meta: ContainerMeta = read_json(&dir.join("meta.json"))?;
+        if !meta.config.tty {
+            return Err(RuntimeError::State {
+                id: id.to_string(),
+                status: "without a terminal".into(),
+                what: "resize",
+            });
+        }
+        monitor::resize(pod_of(&dir), &meta.id, cols, rows)
+    }
+
     /// Starts a created container: releases its init blocked on `exec.fifo`.
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = self.find_container_dir(id)?;
@@ -864,6 +881,7 @@ impl Runtime {
             log_path: meta.log_path.clone(),
             stdin_path: meta.config.stdin.then(|| dir.join(STDIN_FIFO)),
             stdin_once: meta.config.stdin && meta.config.stdin_once,
+            tty: meta.config.tty,
             labels: meta.config.labels.clone(),
             annotations: meta.config.annotations.clone(),
         })

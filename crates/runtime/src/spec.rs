@@ -218,6 +218,10 @@ pub struct ContainerConfig {
     /// With `stdin`: the container reads end-of-file once the first attach has ended
     /// (`stdinOnce`; [`crate::runtime::Runtime::close_stdin`]).
     pub stdin_once: bool,
+    /// The container's stdio is a terminal (`tty: true` in the pod spec): the pod monitor
+    /// holds the pty's master, logs what it reads as stdout, feeds it the stdin FIFO, and
+    /// resizes it ([`crate::runtime::Runtime::resize`]).
+    pub tty: bool,
 }
 
 /// How a container gets one namespace.
@@ -392,7 +396,7 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
     let v = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": i.config.tty,
             "user": {"uid": i.user.0, "gid": i.user.1, "additionalGids": gids},
             "args": i.process.args,
             "env": i.process.env,

@@ -699,3 +699,58 @@ fn a_container_exports_as_an_oci_bundle_that_runc_runs() {
     let left = rt.cleanup();
     assert!(left.is_empty(), "leaked: {left:#?}");
 }
+
+#[test]
+fn a_terminal_container_gets_a_pty_fed_from_its_stdin_and_resizable() {
+    if !root_or_skip("a_terminal_container_gets_a_pty_fed_from_its_stdin_and_resizable") {
+        return;
+    }
+    let rt = TestRuntime::new();
+    let pod = rt.sandbox(json!({"name": "tty-pod", "namespace": "default"}));
+    let c = rt.start(
+        &pod,
+        json!({"name": "shell", "image": "busybox:latest", "command": ["sh"],
+            "stdin": true, "stdin_once": true, "tty": true}),
+    );
+    let state = rt.state(&c);
+    assert_eq!(state["tty"], true, "{state}");
+    let fifo = state["stdin_path"].as_str().unwrap().to_string();
+    let write = |text: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let wait_log = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = rt.logs(&c);
+            if log.contains(what) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // An interactive shell: it prompts (a partial line), runs what comes in, on a terminal.
+    assert!(wait_log("/ # ").contains("/ # "), "no prompt");
+    write("echo $((6*7)); tty\n");
+    let log = wait_log("/dev/pts/0");
+    assert!(log.contains("42") && log.contains("/dev/pts/0"), "{log}");
+    // The terminal echoes the input after the prompt (the partial records join into lines).
+    let plain = rt.ok(&["logs", &c]);
+    assert!(plain.contains("echo $((6*7)); tty"), "{plain}");
+    rt.ok(&["resize", &c, "100", "30"]);
+    write("stty size\n");
+    let log = wait_log("30 100");
+    assert!(log.contains("30 100"), "{log}");
+    // Resizing a container without a terminal is refused.
+    let plain = rt.start(&pod, sleeper("plain"));
+    let o = rt.run(&["resize", &plain, "80", "24"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("without a terminal"));
+    // stdinOnce: when stdin is let go, the shell reads end-of-file and exits 0.
+    rt.ok(&["close-stdin", &c]);
+    let st = rt.wait_exit(&c, Duration::from_secs(10));
+    assert_eq!(st["exit_code"], 0, "{st}");
+    let left = rt.cleanup();
+    assert!(left.is_empty(), "leaked: {left:#?}");
+}
