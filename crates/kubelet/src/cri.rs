@@ -64,6 +64,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
     /// Lets a stdinOnce container's stdin end (after its first attach).
     async fn close_stdin(&self, id: &str) -> Result<()>;
+    /// Sets a terminal container's window size.
+    async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()>;
     /// Removes a container.
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// Every container (all sandboxes) with its state.
@@ -291,6 +293,13 @@ impl ContainerRuntime for Minirun {
 
     async fn close_stdin(&self, id: &str) -> Result<()> {
         self.run(&["close-stdin", id], None).await.map(drop)
+    }
+
+    async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        self.run(&["resize", id, &cols, &rows], None)
+            .await
+            .map(drop)
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {

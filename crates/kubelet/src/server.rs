@@ -680,6 +680,7 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
         .unwrap_or(0);
     let (records_tx, mut records) = tokio::sync::mpsc::channel::<String>(16);
     let runtime = st.runtime.clone();
+    let runtime_for_resize = st.runtime.clone();
     tokio::spawn(follow_records(
         st,
         target.log_path.clone(),
@@ -710,7 +711,22 @@ async fn run_attach(socket: WebSocket, st: ApiState, target: ContainerState, wan
     } else {
         None
     };
-    let input = forward_stdin(&mut stream, fifo, stdin_ended);
+    // A terminal container: the client's window size (channel 4) becomes the pty's.
+    let resizes = if target.tty {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u16)>();
+        let (runtime, id) = (runtime_for_resize, target.id.clone());
+        tokio::spawn(async move {
+            while let Some((cols, rows)) = rx.recv().await {
+                if let Err(e) = runtime.resize(&id, cols, rows).await {
+                    tracing::warn!(container = %id, error = %e, "resizing the terminal");
+                }
+            }
+        });
+        Some(tx)
+    } else {
+        None
+    };
+    let input = forward_stdin(&mut stream, fifo, stdin_ended, resizes);
     let output = async {
         while let Some(batch) = records.recv().await {
             for frame in attach_frames(&batch, want.stdout, want.stderr) {
@@ -755,6 +771,7 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
     stream: &mut futures::stream::SplitStream<WebSocket>,
     mut stdin: Option<W>,
     mut ended: Option<tokio::sync::oneshot::Sender<()>>,
+    resizes: Option<tokio::sync::mpsc::UnboundedSender<(u16, u16)>>,
 ) {
     let mut end = |stdin: &mut Option<W>| {
         *stdin = None;
@@ -779,6 +796,12 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
                     }
                 }
             }
+            // The resize channel: {"Width": cols, "Height": rows}.
+            4 => {
+                if let (Some(tx), Some(size)) = (&resizes, terminal_size(rest)) {
+                    let _ = tx.send(size);
+                }
+            }
             // v5: close signal for a stream; stdin is the only one a client closes.
             255 if rest.first() == Some(&0) => end(&mut stdin),
             _ => {}
@@ -787,6 +810,13 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
     // The client went away: stop feeding stdin.
     end(&mut stdin);
     std::future::pending::<()>().await
+}
+
+/// A resize message (`{"Width": 80, "Height": 24}`) as (columns, rows).
+fn terminal_size(message: &[u8]) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_slice(message).ok()?;
+    let dim = |k: &str| v.get(k)?.as_u64().and_then(|n| u16::try_from(n).ok());
+    Some((dim("Width")?, dim("Height")?))
 }
 
 async fn run_exec(
@@ -849,7 +879,7 @@ async fn run_exec(
         }
     }
     drop(out_tx);
-    let input = forward_stdin(&mut stream, child.stdin.take(), None);
+    let input = forward_stdin(&mut stream, child.stdin.take(), None, None);
     let output = async {
         while let Some((chan, data)) = out_rx.recv().await {
             let mut m = Vec::with_capacity(data.len() + 1);
@@ -920,6 +950,17 @@ mod tests {
         );
         let only_err = attach_frames(records, false, true);
         assert_eq!(only_err, vec![b"\x02oops\n".to_vec()]);
+    }
+
+    #[test]
+    fn resize_messages_give_columns_and_rows() {
+        assert_eq!(
+            terminal_size(br#"{"Width":111,"Height":33}"#),
+            Some((111, 33))
+        );
+        assert_eq!(terminal_size(br#"{"Width":70000,"Height":33}"#), None);
+        assert_eq!(terminal_size(b"{}"), None);
+        assert_eq!(terminal_size(b"not json"), None);
     }
 
     #[test]

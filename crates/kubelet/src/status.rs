@@ -378,6 +378,7 @@ mod tests {
             log_path: "/tmp/x".into(),
             stdin_path: None,
             stdin_once: false,
+            tty: false,
             labels: Default::default(),
             annotations: Default::default(),
         }

@@ -678,6 +678,7 @@ impl Worker {
             annotations,
             stdin: c.stdin == Some(true),
             stdin_once: c.stdin_once == Some(true),
+            tty: c.tty == Some(true),
         })
     }
 

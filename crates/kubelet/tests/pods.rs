@@ -440,6 +440,19 @@ spec:
     stdin: true
     stdinOnce: true
     command: ["sh", "-c", "while read l; do echo \"got $l\"; done; echo eof; sleep 1"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tty}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    stdin: true
+    tty: true
+    command: ["sh"]
 "#;
     if !apply(&c, "lifecycle", manifests) {
         return;
@@ -585,6 +598,19 @@ spec:
     assert!(o.status.success(), "attach: {}", err(&o));
     assert_eq!(text(&o), "got one\ngot two\neof\n", "{}", err(&o));
     c.wait_pod("default", "once", T, "Succeeded after end-of-file", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    // tty: `kubectl attach -it` from a terminal of 111x33 drives an interactive shell on the
+    // container's own pty, whose size kubectl's resize message set.
+    c.wait_pod("default", "tty", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let session = attach_in_a_terminal(&c, "tty", b"stty size; tty; echo done-$((6*7)); exit\r");
+    assert!(
+        session.contains("33 111") && session.contains("/dev/pts/0") && session.contains("done-42"),
+        "{session}"
+    );
+    c.wait_pod("default", "tty", T, "Succeeded after exit", |p| {
         phase(p) == "Succeeded"
     })
     .await;
@@ -1261,4 +1287,48 @@ spec:
 
     let left = c.shutdown();
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// Runs `kubectl attach -it POD` on a pseudo-terminal of 111 columns and 33 rows, types
+/// `input` once kubectl is attached, and returns what the terminal showed until kubectl ended
+/// (bounded).
+fn attach_in_a_terminal(c: &common::Cluster, pod: &str, input: &[u8]) -> String {
+    let script = r#"
+import fcntl, os, select, struct, subprocess, sys, termios, time
+kubectl, kubeconfig, pod, line = sys.argv[1:5]
+master, slave = os.openpty()
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+p = subprocess.Popen([kubectl, "--kubeconfig", kubeconfig, "attach", "-it", pod],
+                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+os.close(slave)
+out, sent, end = b"", False, time.time() + 30
+while time.time() < end:
+    if not sent and b"pressing enter" in out:
+        time.sleep(0.5)
+        os.write(master, line.encode())
+        sent = True
+    r, _, _ = select.select([master], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    elif p.poll() is not None:
+        break
+p.kill()
+sys.stdout.write(out.decode(errors="replace"))
+"#;
+    let kubectl = testkit::kubectl().expect("kubectl");
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(kubectl)
+        .arg(&c.kubeconfig)
+        .arg(pod)
+        .arg(String::from_utf8_lossy(input).to_string())
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&o.stdout).to_string()
 }
