@@ -80,7 +80,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration)
         -> Result<(i32, String)>;
     /// A command that runs `cmd` in a container with the caller's stdio (for streaming exec).
-    fn exec_command(&self, id: &str, cmd: &[String], tty: bool) -> tokio::process::Command;
+    /// With `tty`, `resize` names a FIFO whose `COLS ROWS` lines set the terminal's size.
+    fn exec_command(
+        &self,
+        id: &str,
+        cmd: &[String],
+        tty: bool,
+        resize: Option<&std::path::Path>,
+    ) -> tokio::process::Command;
 }
 
 /// [`ContainerRuntime`] through the `minirun` binary.
@@ -372,7 +379,7 @@ impl ContainerRuntime for Minirun {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<(i32, String)> {
-        let mut c = self.exec_command(id, cmd, false);
+        let mut c = self.exec_command(id, cmd, false, None);
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = c.spawn().map_err(|source| CriError::Spawn {
             path: self.binary.display().to_string(),
@@ -395,11 +402,20 @@ impl ContainerRuntime for Minirun {
         }
     }
 
-    fn exec_command(&self, id: &str, cmd: &[String], tty: bool) -> tokio::process::Command {
+    fn exec_command(
+        &self,
+        id: &str,
+        cmd: &[String],
+        tty: bool,
+        resize: Option<&std::path::Path>,
+    ) -> tokio::process::Command {
         let mut c = self.command();
         c.arg("exec");
         if tty {
             c.arg("-t");
+            if let Some(f) = resize {
+                c.arg("--resize-fifo").arg(f);
+            }
         }
         c.arg(id).arg("--").args(cmd);
         c

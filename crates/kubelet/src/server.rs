@@ -827,7 +827,34 @@ async fn run_exec(
     tty: bool,
     stdin: bool,
 ) {
-    let mut command = st.runtime.exec_command(&id, &cmd, tty);
+    // With a terminal, resize messages reach `minirun exec` through a FIFO of its own.
+    let resize_fifo = tty
+        .then(|| {
+            let path = std::env::temp_dir().join(format!(
+                "mini-kubelet-exec-resize-{:016x}",
+                rand::random::<u64>()
+            ));
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .ok()
+                .map(|()| path)
+        })
+        .flatten();
+    run_exec_with(socket, st, id, cmd, tty, stdin, resize_fifo.as_deref()).await;
+    if let Some(path) = resize_fifo {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn run_exec_with(
+    socket: WebSocket,
+    st: ApiState,
+    id: String,
+    cmd: Vec<String>,
+    tty: bool,
+    stdin: bool,
+    resize_fifo: Option<&std::path::Path>,
+) {
+    let mut command = st.runtime.exec_command(&id, &cmd, tty, resize_fifo);
     command
         .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -879,7 +906,27 @@ async fn run_exec(
         }
     }
     drop(out_tx);
-    let input = forward_stdin(&mut stream, child.stdin.take(), None, None);
+    let resizes = resize_fifo.and_then(|path| {
+        // Read-write, so the open does not wait for minirun to open its end.
+        let mut fifo = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(path)
+            .ok()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u16)>();
+        tokio::spawn(async move {
+            while let Some((cols, rows)) = rx.recv().await {
+                if fifo
+                    .write_all(format!("{cols} {rows}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Some(tx)
+    });
+    let input = forward_stdin(&mut stream, child.stdin.take(), None, resizes);
     let output = async {
         while let Some((chan, data)) = out_rx.recv().await {
             let mut m = Vec::with_capacity(data.len() + 1);

@@ -605,7 +605,21 @@ spec:
     // container's own pty, whose size kubectl's resize message set.
     c.wait_pod("default", "tty", T, "Running", |p| phase(p) == "Running")
         .await;
-    let session = attach_in_a_terminal(&c, "tty", b"stty size; tty; echo done-$((6*7)); exit\r");
+    // kubectl exec -it also gets a terminal of the client's size.
+    let session = in_a_terminal(
+        &c,
+        &["exec", "-it", "tty", "--", "sh", "-c", "stty size; tty"],
+        b"",
+    );
+    assert!(
+        session.contains("33 111") && session.contains("/dev/pts/"),
+        "{session}"
+    );
+    let session = in_a_terminal(
+        &c,
+        &["attach", "-it", "tty"],
+        b"stty size; tty; echo done-$((6*7)); exit\r",
+    );
     assert!(
         session.contains("33 111") && session.contains("/dev/pts/0") && session.contains("done-42"),
         "{session}"
@@ -1289,21 +1303,22 @@ spec:
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
 
-/// Runs `kubectl attach -it POD` on a pseudo-terminal of 111 columns and 33 rows, types
-/// `input` once kubectl is attached, and returns what the terminal showed until kubectl ended
+/// Runs `kubectl ARGS` on a pseudo-terminal of 111 columns and 33 rows, types `input` (if any)
+/// once kubectl says it is attached, and returns what the terminal showed until kubectl ended
 /// (bounded).
-fn attach_in_a_terminal(c: &common::Cluster, pod: &str, input: &[u8]) -> String {
+fn in_a_terminal(c: &Cluster, args: &[&str], input: &[u8]) -> String {
     let script = r#"
 import fcntl, os, select, struct, subprocess, sys, termios, time
-kubectl, kubeconfig, pod, line = sys.argv[1:5]
+kubectl, kubeconfig, line = sys.argv[1:4]
+args = sys.argv[4:]
 master, slave = os.openpty()
 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-p = subprocess.Popen([kubectl, "--kubeconfig", kubeconfig, "attach", "-it", pod],
+p = subprocess.Popen([kubectl, "--kubeconfig", kubeconfig] + args,
                      stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
 os.close(slave)
 out, sent, end = b"", False, time.time() + 30
 while time.time() < end:
-    if not sent and b"pressing enter" in out:
+    if line and not sent and b"pressing enter" in out:
         time.sleep(0.5)
         os.write(master, line.encode())
         sent = True
@@ -1326,8 +1341,8 @@ sys.stdout.write(out.decode(errors="replace"))
         .args(["-c", script])
         .arg(kubectl)
         .arg(&c.kubeconfig)
-        .arg(pod)
         .arg(String::from_utf8_lossy(input).to_string())
+        .args(args)
         .output()
         .expect("python3");
     String::from_utf8_lossy(&o.stdout).to_string()

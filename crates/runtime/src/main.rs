@@ -22,7 +22,7 @@
 //! | `state ID` | `ContainerState` JSON: `status` created/running/exited/unknown, `pid`, `exit_code`, `reason` (Completed/Error/OOMKilled), `created_at`, `started_at`, `finished_at`, `log_path` |
 //! | `stop ID [-t SECS]` | SIGTERM, then SIGKILL to the cgroup after SECS (default 10) |
 //! | `rm ID...` | stops immediately, removes cgroup and state |
-//! | `exec ID [-t] [-e K=V] -- CMD...` | the process's stdio (a pty with `-t`); exit code = the process's |
+//! | `exec ID [-t [--resize-fifo F]] [-e K=V] -- CMD...` | the process's stdio (a pty with `-t`); exit code = the process's |
 //! | `logs ID [--raw]` | the container's output (or the CRI log lines) |
 //! | `stats ID` | `{cpu_usage_ns, cpu_throttled_periods, memory_usage, oom_kills, pids}` |
 //! | `inspect ID` | state, metadata and the OCI runtime spec |
@@ -163,6 +163,9 @@ enum Cmd {
         /// Allocate a pseudo-terminal.
         #[arg(short, long)]
         tty: bool,
+        /// With --tty: a FIFO whose `COLS ROWS` lines set the terminal's size.
+        #[arg(long, requires = "tty")]
+        resize_fifo: Option<PathBuf>,
         #[arg(short, long = "env")]
         env: Vec<String>,
         #[arg(trailing_var_arg = true, required = true)]
@@ -370,7 +373,13 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Cmd::Exec { id, tty, env, cmd } => return Ok(rt.exec(&id, &cmd, &env, tty)?),
+        Cmd::Exec {
+            id,
+            tty,
+            resize_fifo,
+            env,
+            cmd,
+        } => return Ok(rt.exec(&id, &cmd, &env, tty, resize_fifo.as_deref())?),
         Cmd::Logs { id, raw } => {
             let st = rt.state(&id)?;
             if raw {

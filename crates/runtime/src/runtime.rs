@@ -1022,8 +1022,17 @@ impl Runtime {
     }
 
     /// Runs a process inside a running container (its namespaces, cgroup, root, user and
-    /// capabilities), with this process's stdio; returns its exit code.
-    pub fn exec(&self, id: &str, args: &[String], extra_env: &[String], tty: bool) -> Result<i32> {
+    /// capabilities), with this process's stdio; returns its exit code. With `tty` it runs on a
+    /// pty from the container's devpts; lines `COLS ROWS` written to the FIFO `resize` (when
+    /// given) set that pty's size.
+    pub fn exec(
+        &self,
+        id: &str,
+        args: &[String],
+        extra_env: &[String],
+        tty: bool,
+        resize: Option<&Path>,
+    ) -> Result<i32> {
         let st = self.state(id)?;
         if st.status != "running" {
             return Err(RuntimeError::State {
@@ -1112,7 +1121,15 @@ impl Runtime {
                 None => Ok(process::wait_exit(child).0),
                 Some(p) => {
                     drop(p.slave);
-                    Ok(relay_tty(child, p.master))
+                    let resize = resize.and_then(|path| {
+                        nix::fcntl::open(
+                            path,
+                            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .ok()
+                    });
+                    Ok(relay_tty(child, p.master, resize.map(fs::File::from)))
                 }
             },
         }
@@ -1120,8 +1137,9 @@ impl Runtime {
 }
 
 /// Copies this process's stdin to the pty master and the master to stdout (stdin in raw mode
-/// when it is a terminal) until the exec'd process ends; returns its exit code.
-fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
+/// when it is a terminal) until the exec'd process ends, and applies the `COLS ROWS` lines
+/// read from `resize` to the pty; returns the process's exit code.
+fn relay_tty(child: Pid, master: OwnedFd, mut resize: Option<fs::File>) -> i32 {
     use nix::sys::termios;
     let stdin = std::io::stdin();
     let saved = termios::tcgetattr(stdin.as_fd()).ok();
@@ -1139,6 +1157,9 @@ fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
+        if let Some(r) = &resize {
+            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+        }
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(100u16));
         let m_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let i_ready = stdin_open
@@ -1154,6 +1175,18 @@ fn relay_tty(child: Pid, master: OwnedFd) -> i32 {
                 Ok(n) => {
                     let _ = out.write_all(&buf[..n]);
                     let _ = out.flush();
+                }
+            }
+        }
+        if let Some(r) = &mut resize {
+            // Whole lines arrive in one read (each write is far below PIPE_BUF).
+            if let Ok(n) = std::io::Read::read(r, &mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                for line in text.lines() {
+                    let mut dims = line.split_whitespace().map(str::parse::<u16>);
+                    if let (Some(Ok(cols)), Some(Ok(rows))) = (dims.next(), dims.next()) {
+                        let _ = sys::set_terminal_size(master.as_fd(), cols, rows);
+                    }
                 }
             }
         }
