@@ -812,6 +812,15 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
     std::future::pending::<()>().await
 }
 
+/// A file removed when this value is dropped.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A resize message (`{"Width": 80, "Height": 24}`) as (columns, rows).
 fn terminal_size(message: &[u8]) -> Option<(u16, u16)> {
     let v: serde_json::Value = serde_json::from_slice(message).ok()?;
@@ -827,7 +836,8 @@ async fn run_exec(
     tty: bool,
     stdin: bool,
 ) {
-    // With a terminal, resize messages reach `minirun exec` through a FIFO of its own.
+    // With a terminal, resize messages reach `minirun exec` through a FIFO of its own,
+    // removed when the exec ends.
     let resize_fifo = tty
         .then(|| {
             let path = std::env::temp_dir().join(format!(
@@ -836,24 +846,10 @@ async fn run_exec(
             ));
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .ok()
-                .map(|()| path)
+                .map(|()| RemovedOnDrop(path))
         })
         .flatten();
-    run_exec_with(socket, st, id, cmd, tty, stdin, resize_fifo.as_deref()).await;
-    if let Some(path) = resize_fifo {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-async fn run_exec_with(
-    socket: WebSocket,
-    st: ApiState,
-    id: String,
-    cmd: Vec<String>,
-    tty: bool,
-    stdin: bool,
-    resize_fifo: Option<&std::path::Path>,
-) {
+    let resize_fifo = resize_fifo.as_ref().map(|f| f.0.as_path());
     let mut command = st.runtime.exec_command(&id, &cmd, tty, resize_fifo);
     command
         .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
