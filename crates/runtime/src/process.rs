@@ -135,8 +135,17 @@ pub fn dev_null() -> nix::Result<OwnedFd> {
     )
 }
 
-/// execve(2); returns only on failure.
+/// execve(2); returns only on failure. The new program starts with every standard signal at
+/// its default action: an ignored signal stays ignored across execve, and Rust's runtime
+/// ignores SIGPIPE in minirun (as a caller may ignore others), which would leave container
+/// processes ignoring them (runc's do not).
 pub fn exec(path: &Path, args: &[String], env: &[String]) -> nix::Error {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: installing the default action installs no handler code, so nothing can run
+        // in signal context; this process is single-threaded and about to exec.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
     use std::os::unix::ffi::OsStrExt;
     let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
         return nix::Error::EINVAL;

@@ -92,6 +92,16 @@ fn pod_shares_net_ipc_uts_but_not_pids_or_files() {
             .0,
         0
     );
+    // No standard signal is ignored in the container's processes (minirun's own runtime
+    // ignores SIGPIPE; the container's init and exec'd processes must not inherit that).
+    for who in ["1", "self"] {
+        let line = rt
+            .exec(&client, &["grep", "SigIgn", &format!("/proc/{who}/status")])
+            .1;
+        let mask = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(mask & 0x7fff_ffff, 0, "{who}: {line}");
+    }
     let caps = rt.exec(&client, &["grep", "CapEff", "/proc/self/status"]).1;
     assert!(caps.contains("00000000a80425fb"), "{caps}");
     let left = rt.cleanup();
