@@ -141,11 +141,21 @@ mod tests {
                 || matches!(&read, Err(e) if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::TimedOut),
             "connection still open after drop: {read:?}"
         );
-        let refused = lab
-            .node(0)
-            .ns
-            .run_in(move || TcpStream::connect(held_listen))
-            .unwrap();
+        // The listener is closed when drop returns; a child that another test of this
+        // process is forking at that moment may hold a copy of it until its exec, so allow
+        // a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let refused = loop {
+            let attempt = lab
+                .node(0)
+                .ns
+                .run_in(move || TcpStream::connect(held_listen))
+                .unwrap();
+            if attempt.is_err() || std::time::Instant::now() > deadline {
+                break attempt;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(refused.is_err(), "the relay still listens after drop");
 
         drop(relay);
