@@ -395,6 +395,11 @@ async fn priority_class(srv: &ApiServer, name: &str) -> Result<Option<Value>, Ap
     crate::handlers::cached_or_stored(srv, r, &r.key(None, name)).await
 }
 
+/// Whether a PriorityClass is marked as the global default.
+fn is_global_default(pc: &Value) -> bool {
+    pc.get("globalDefault").and_then(Value::as_bool) == Some(true)
+}
+
 /// Every PriorityClass with globalDefault set, from the watch cache.
 async fn global_defaults(srv: &ApiServer) -> Vec<Arc<Value>> {
     let r = priority_classes();
@@ -405,7 +410,7 @@ async fn global_defaults(srv: &ApiServer) -> Vec<Arc<Value>> {
         .await
         .objects
         .into_iter()
-        .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .filter(|pc| is_global_default(pc))
         .collect()
 }
 
@@ -483,7 +488,7 @@ fn class_policy(pc: &Value) -> String {
 
 /// The PriorityClass admission plugin: at most one class is the global default.
 pub async fn admit_priority_class(srv: &ApiServer, class: &Value) -> Result<(), ApiError> {
-    if class.get("globalDefault").and_then(Value::as_bool) != Some(true) {
+    if !is_global_default(class) {
         return Ok(());
     }
     let name = objects::name(class);
@@ -498,7 +503,7 @@ pub async fn admit_priority_class(srv: &ApiServer, class: &Value) -> Result<(), 
         .items
         .iter()
         .filter_map(|kv| crate::cache::decode(&kv.value, kv.mod_revision).ok())
-        .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .filter(is_global_default)
         .find(|pc| objects::name(pc) != name)
     {
         return Err(ApiError::forbidden(

@@ -115,22 +115,24 @@ impl LogWriter {
     /// Writes `stream`'s unterminated output now, as a partial (`P`) record: a terminal's
     /// prompt must reach the log (and `attach`) before its line ends.
     pub fn flush_partial(&mut self, stream: Stream) -> io::Result<()> {
-        let rest = std::mem::take(&mut self.partial[stream as usize]);
-        if !rest.is_empty() {
-            self.record(stream, 'P', &rest)?;
-        }
-        Ok(())
+        self.write_pending(stream, 'P')
     }
 
     /// Flushes unterminated output as final records.
     pub fn finish(&mut self) -> io::Result<()> {
         for s in [Stream::Stdout, Stream::Stderr] {
-            let rest = std::mem::take(&mut self.partial[s as usize]);
-            if !rest.is_empty() {
-                self.record(s, 'F', &rest)?;
-            }
+            self.write_pending(s, 'F')?;
         }
         self.file.flush()
+    }
+
+    /// Writes `stream`'s unterminated output, if any, as one record tagged `tag`.
+    fn write_pending(&mut self, stream: Stream, tag: char) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.partial[stream as usize]);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.record(stream, tag, &rest)
     }
 }
 

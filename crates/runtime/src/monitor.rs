@@ -42,7 +42,7 @@ use crate::init::{self, InitError, Overlay};
 use crate::logs::{LogWriter, Stream};
 use crate::process::{self, Forked};
 use crate::runtime::{
-    read_json, write_json, ContainerMeta, ExitRecord, MonitorState, Runtime, RuntimeError,
+    nix_err, read_json, write_json, ContainerMeta, ExitRecord, MonitorState, Runtime, RuntimeError,
     STDIN_FIFO,
 };
 use crate::spec::Ns;
@@ -127,12 +127,17 @@ fn monitor_io(pod_dir: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '
 /// init's host pid once it is ready to start.
 pub(crate) fn create(pod_dir: &Path, id: &str) -> Result<i32> {
     let answer = request(pod_dir, &format!("create {id}"), None).map_err(monitor_io(pod_dir))?;
-    match answer.strip_prefix("ok ").and_then(|p| p.parse().ok()) {
-        Some(pid) => Ok(pid),
-        None => Err(RuntimeError::Init {
-            id: id.to_string(),
-            msg: answer.strip_prefix("error ").unwrap_or(&answer).to_string(),
-        }),
+    answer
+        .strip_prefix("ok ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| refused(id, &answer))
+}
+
+/// The monitor's `error <message>` answer (or any unexpected one) about container `id`.
+fn refused(id: &str, answer: &str) -> RuntimeError {
+    RuntimeError::Init {
+        id: id.to_string(),
+        msg: answer.strip_prefix("error ").unwrap_or(answer).to_string(),
     }
 }
 
@@ -161,10 +166,7 @@ pub(crate) fn resize(pod_dir: &Path, id: &str, cols: u16, rows: u16) -> Result<(
     if answer == "ok" {
         return Ok(());
     }
-    Err(RuntimeError::Init {
-        id: id.to_string(),
-        msg: answer.strip_prefix("error ").unwrap_or(&answer).to_string(),
-    })
+    Err(refused(id, &answer))
 }
 
 /// Asks the monitor to exit once it runs no container (a pod without a monitor is done).
@@ -254,13 +256,6 @@ pub(crate) fn spawn(rt: &Runtime, pod_dir: &Path) -> Result<i32> {
                 }),
             }
         }
-    }
-}
-
-fn nix_err(op: &'static str) -> impl FnOnce(nix::Error) -> RuntimeError {
-    move |source| RuntimeError::Nix {
-        op: op.into(),
-        source,
     }
 }
 
@@ -481,12 +476,9 @@ impl<'a> Monitor<'a> {
         let (verb, id) = line.split_once(' ').unwrap_or((line, ""));
         match verb {
             "create" => {
+                // On success the container's setup keeps a clone of the stream to answer later.
                 if let Err(msg) = self.create(id, &stream) {
                     answer(&mut stream, &format!("error {msg}"));
-                } else if let Some(c) = self.containers.last_mut() {
-                    if let Some(s) = &mut c.setup {
-                        s.asker = stream;
-                    }
                 }
             }
             "wait" => {
@@ -593,16 +585,12 @@ impl<'a> Monitor<'a> {
             )
             .ok()
         });
-        let mut into_cgroup = false;
-        let forked = match &unified {
-            Some(fd) => match process::fork_into_cgroup(fd.as_fd()) {
-                Ok(f) => {
-                    into_cgroup = true;
-                    Ok(f)
-                }
-                Err(_) => process::fork(),
-            },
-            None => process::fork(),
+        let (forked, into_cgroup) = match unified
+            .as_ref()
+            .and_then(|fd| process::fork_into_cgroup(fd.as_fd()).ok())
+        {
+            Some(f) => (Ok(f), true),
+            None => (process::fork(), false),
         };
         if !matches!(forked, Ok(Forked::Child)) {
             // Later forks start from this process's own PID namespace again.
@@ -652,13 +640,10 @@ impl<'a> Monitor<'a> {
         }
         let _ = fs::File::from(sync_w).write_all(b"1");
         if let Some(input) = &terminal_input {
-            let _ = nix::fcntl::fcntl(
-                input.as_fd(),
-                nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
-            );
+            set_nonblocking(input.as_fd());
         }
         for f in [&out_r, &err_r, &st_r] {
-            let _ = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+            set_nonblocking(f.as_fd());
         }
         let asker = asker.try_clone().map_err(|e| format!("socket: {e}"))?;
         self.had_pause |= meta.pause;
@@ -716,10 +701,7 @@ impl<'a> Monitor<'a> {
                     // The init sent the master before it reported ready.
                     match crate::sys::recv_fd(console.as_fd()) {
                         Ok(Some(master)) => {
-                            let _ = nix::fcntl::fcntl(
-                                master.as_fd(),
-                                nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
-                            );
+                            set_nonblocking(master.as_fd());
                             c.terminal = Some(fs::File::from(master));
                         }
                         other => {
@@ -854,6 +836,11 @@ impl<'a> Monitor<'a> {
             }
         }
     }
+}
+
+/// Makes reads of `fd` return at once when nothing is there (this loop polls before reading).
+fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) {
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
 }
 
 /// Reads what a non-blocking `source` has now into `sink`; true once it has ended (end-of-file

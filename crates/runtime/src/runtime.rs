@@ -123,7 +123,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
     }
 }
 
-fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
+pub(crate) fn nix_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
     let op = op.into();
     move |source| RuntimeError::Nix { op, source }
 }

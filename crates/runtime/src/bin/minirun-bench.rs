@@ -65,15 +65,7 @@ fn crun_loop(spec: &[String]) -> Result<()> {
 /// `minirun run`s in it, and the sandbox removed.
 fn minirun_loop(minirun: &Path, spec: &[String]) -> Result<()> {
     let n: usize = spec[0].parse()?;
-    let m = |a: &[&str]| {
-        let mut c = Command::new(minirun);
-        c.arg("--root")
-            .arg(&spec[1])
-            .arg("--cgroup-root")
-            .arg(&spec[2])
-            .args(a);
-        c
-    };
+    let m = minirun_command(minirun, Path::new(&spec[1]), &spec[2]);
     let pod = create_pod(m(&["sandbox", "create", "--config", "-"]))?;
     let v = time_n(n, |_| run_true(m(&[]), &pod));
     run_ok(&mut m(&["sandbox", "rm", &pod]))?;
@@ -186,6 +178,23 @@ fn time_n(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<Vec<Durati
     Ok(v)
 }
 
+/// `minirun --root ROOT --cgroup-root CGROUP ARGS...` as a command to run.
+fn minirun_command<'a>(
+    minirun: &'a Path,
+    root: &'a Path,
+    cgroup_root: &'a str,
+) -> impl Fn(&[&str]) -> Command + 'a {
+    move |args| {
+        let mut c = Command::new(minirun);
+        c.arg("--root")
+            .arg(root)
+            .arg("--cgroup-root")
+            .arg(cgroup_root)
+            .args(args);
+        c
+    }
+}
+
 /// One timed lifecycle: `minirun run --pod POD --wait --rm busybox:latest true` (`minirun` is
 /// the command with its global flags).
 fn run_true(mut minirun: Command, pod: &str) -> Result<()> {
@@ -268,15 +277,7 @@ fn main() -> Result<()> {
         root: root.clone(),
         cgroup_root: cg.clone(),
     };
-    let m = |a: &[&str]| {
-        let mut c = Command::new(&minirun);
-        c.arg("--root")
-            .arg(&root)
-            .arg("--cgroup-root")
-            .arg(&cg)
-            .args(a);
-        c
-    };
+    let m = minirun_command(&minirun, &root, &cg);
     for img in ["pause_latest.tar", "busybox_latest.tar"] {
         run_ok(&mut m(&[
             "load",
