@@ -60,6 +60,9 @@ pub struct Scheduler {
     queue: Arc<WorkQueue>,
     /// unschedulable pods: key → attempts
     unschedulable: Arc<Mutex<HashMap<String, u32>>>,
+    /// How many cluster changes have moved the unschedulable pods back (upstream's
+    /// moveRequestCycle): a pod whose attempt saw a change during it is retried, not parked.
+    move_requests: std::sync::atomic::AtomicU64,
     recorder: Recorder,
     /// Where the next cycle starts filtering (upstream's nextStartNodeIndex).
     next_start: std::sync::atomic::AtomicUsize,
@@ -180,6 +183,7 @@ impl Scheduler {
             cache: cache.clone(),
             queue: queue.clone(),
             unschedulable: unschedulable.clone(),
+            move_requests: std::sync::atomic::AtomicU64::new(0),
             next_start: std::sync::atomic::AtomicUsize::new(0),
             binders: Arc::new(tokio::sync::Semaphore::new(PARALLEL_BINDINGS)),
         });
@@ -269,16 +273,24 @@ impl Scheduler {
 
     /// A cluster change: unschedulable pods go back to the queue after their backoff.
     pub fn move_unschedulable(&self) {
+        // Counted before the drain: an attempt that parks its pod after this sees the change.
+        self.move_requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let drained: Vec<(String, u32)> = self.unschedulable.lock().unwrap().drain().collect();
         for (k, attempts) in drained {
-            let d = backoff(
-                self.cfg.initial_backoff,
-                self.cfg.max_backoff,
-                attempts.saturating_sub(1),
-            );
-            // most of the backoff has usually passed while the pod waited; keep it short
-            self.queue.add_after(k, d.min(Duration::from_millis(200)));
+            self.retry(k, attempts);
         }
+    }
+
+    /// Puts an unschedulable pod back in the queue after its backoff.
+    fn retry(&self, key: String, attempts: u32) {
+        let d = backoff(
+            self.cfg.initial_backoff,
+            self.cfg.max_backoff,
+            attempts.saturating_sub(1),
+        );
+        // most of the backoff has usually passed while the pod waited; keep it short
+        self.queue.add_after(key, d.min(Duration::from_millis(200)));
     }
 
     /// Runs until dropped.
@@ -318,6 +330,7 @@ impl Scheduler {
             return;
         }
         let uid = pod.uid().unwrap_or_default();
+        let cycle = self.move_requests.load(std::sync::atomic::Ordering::SeqCst);
         let snapshot = {
             let c = self.cache.lock().unwrap();
             if c.is_assumed(&uid) {
@@ -335,7 +348,7 @@ impl Scheduler {
             }
             Err(fit) => {
                 let (msg, nominate) = self.preempt(&pod, &snapshot, &fit).await;
-                self.unschedulable_pod(&pod, key, &msg, nominate.as_deref())
+                self.unschedulable_pod(&pod, key, &msg, nominate.as_deref(), cycle)
                     .await;
                 return;
             }
@@ -480,14 +493,32 @@ impl Scheduler {
         }
     }
 
-    async fn unschedulable_pod(&self, pod: &Pod, key: &str, msg: &str, nominate: Option<&str>) {
+    /// Parks a pod that did not fit until a cluster change, unless one came since `cycle` (the
+    /// move count when its attempt began, e.g. a victim of its own preemption went away): then
+    /// it is retried after its backoff at once, as a parked pod would have been.
+    async fn unschedulable_pod(
+        &self,
+        pod: &Pod,
+        key: &str,
+        msg: &str,
+        nominate: Option<&str>,
+        cycle: u64,
+    ) {
         tracing::debug!(pod = %key, %msg, "unschedulable");
-        let attempts = {
+        {
             let mut u = self.unschedulable.lock().unwrap();
-            let a = u.entry(key.to_string()).or_insert(0);
-            *a += 1;
-            *a
-        };
+            let attempts = {
+                let a = u.entry(key.to_string()).or_insert(0);
+                *a += 1;
+                *a
+            };
+            let moved = self.move_requests.load(std::sync::atomic::Ordering::SeqCst) != cycle;
+            if moved {
+                u.remove(key);
+                drop(u);
+                self.retry(key.to_string(), attempts);
+            }
+        }
         self.recorder
             .event(pod, EventType::Warning, "FailedScheduling", msg);
         // PodScheduled=False with reason Unschedulable, as upstream reports it
@@ -518,7 +549,6 @@ impl Scheduler {
                 tracing::debug!(error = %e, "pod condition not written");
             }
         }
-        let _ = attempts;
     }
 }
 
