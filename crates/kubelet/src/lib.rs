@@ -22,5 +22,6 @@ pub mod resources;
 pub mod server;
 pub mod spdy;
 pub mod status;
+pub mod subpath;
 pub mod volumes;
 pub mod worker;

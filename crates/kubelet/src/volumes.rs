@@ -1,12 +1,13 @@
 //! Pod volumes on the node: emptyDir (disk or tmpfs), hostPath, configMap, secret, downwardAPI,
-//! projected and persistentVolumeClaim, under `<pod dir>/volumes/<name>`. Payload volumes are
+//! projected and persistentVolumeClaim, under `<pod dir>/volumes/<name>`. Secret and projected
+//! volumes are on a tmpfs of their own (never on the node's disk). Payload volumes are
 //! written like upstream's AtomicWriter: a timestamped directory, a `..data` symlink swapped
 //! atomically, and one symlink per top-level entry pointing through `..data`, so a running
 //! container sees an update all at once.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
@@ -60,10 +61,12 @@ pub enum VolumeError {
 
 type Result<T, E = VolumeError> = std::result::Result<T, E>;
 
-/// Mount operations the volumes need (tmpfs for memory-backed emptyDirs).
+/// Mount operations the volumes need (tmpfs for memory-backed emptyDirs, secrets and
+/// projected volumes).
 pub trait Mounter: Send + Sync {
-    /// Mounts a tmpfs at `path` with an optional size in bytes.
-    fn mount_tmpfs(&self, path: &Path, size: Option<u64>) -> std::io::Result<()>;
+    /// Mounts a tmpfs at `path` with an optional size in bytes and root directory mode.
+    fn mount_tmpfs(&self, path: &Path, size: Option<u64>, mode: Option<u32>)
+        -> std::io::Result<()>;
     /// Unmounts `path` (lazily).
     fn unmount(&self, path: &Path) -> std::io::Result<()>;
     /// Whether `path` is a mount point.
@@ -74,8 +77,18 @@ pub trait Mounter: Send + Sync {
 pub struct SystemMounter;
 
 impl Mounter for SystemMounter {
-    fn mount_tmpfs(&self, path: &Path, size: Option<u64>) -> std::io::Result<()> {
-        let data = size.map(|s| format!("size={s}"));
+    fn mount_tmpfs(
+        &self,
+        path: &Path,
+        size: Option<u64>,
+        mode: Option<u32>,
+    ) -> std::io::Result<()> {
+        let opts: Vec<String> = size
+            .map(|s| format!("size={s}"))
+            .into_iter()
+            .chain(mode.map(|m| format!("mode={m:o}")))
+            .collect();
+        let data = (!opts.is_empty()).then(|| opts.join(","));
         nix::mount::mount(
             Some("tmpfs"),
             path,
@@ -143,6 +156,23 @@ pub fn referenced_objects(pod: &Pod) -> (Vec<String>, Vec<String>, Vec<String>) 
         }
     }
     (cms, secrets, claims)
+}
+
+/// Whether the pod's volume `name` is a payload volume (configMap, secret, downwardAPI,
+/// projected): the kubelet writes those, so containers get them read-only whatever they ask,
+/// as upstream since CVE-2017-1002102 (a container writing a symlink into one could steer the
+/// kubelet's next update).
+pub fn is_read_only(pod: &Pod, name: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .find(|v| v.name == name)
+        .is_some_and(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        })
 }
 
 /// One file of a payload volume: bytes and mode.
@@ -458,11 +488,19 @@ pub fn write_atomically(volume: &str, dir: &Path, payload: &Payload) -> Result<b
         jiff::Timestamp::now().strftime("%Y_%m_%d_%H_%M_%S.%f")
     );
     let new_dir = dir.join(&stamp);
-    fs::create_dir_all(&new_dir).map_err(io(volume, &new_dir))?;
+    // Directories 0755 whatever the umask: never writable by the pod's other users.
+    let mkdir = |d: &Path| {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(d)
+            .map_err(io(volume, d))
+    };
+    mkdir(&new_dir)?;
     for (rel, f) in payload {
         let p = new_dir.join(rel);
         if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent).map_err(io(volume, parent))?;
+            mkdir(parent)?;
         }
         fs::write(&p, &f.data).map_err(io(volume, &p))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(f.mode)).map_err(io(volume, &p))?;
@@ -516,7 +554,9 @@ pub fn setup(
                     .size_limit
                     .as_ref()
                     .map(|q| crate::resources::quantity_to_f64(&q.0) as u64);
-                mounter.mount_tmpfs(&dir, size).map_err(io(name, &dir))?;
+                mounter
+                    .mount_tmpfs(&dir, size, None)
+                    .map_err(io(name, &dir))?;
             }
             paths.insert(name.to_string(), dir);
         } else if let Some(h) = &v.host_path {
@@ -560,6 +600,14 @@ pub fn setup(
             fs::create_dir_all(&p).map_err(io(name, &p))?;
             paths.insert(name.to_string(), p);
         } else if let Some(payload) = payload(pod, v, src)? {
+            // Secrets (and projected volumes, which carry tokens and secrets) live on a tmpfs
+            // of their own, never on the node's disk; its root is not world-writable.
+            if (v.secret.is_some() || v.projected.is_some()) && !mounter.is_mount_point(&dir) {
+                fs::create_dir_all(&dir).map_err(io(name, &dir))?;
+                mounter
+                    .mount_tmpfs(&dir, None, Some(0o755))
+                    .map_err(io(name, &dir))?;
+            }
             write_atomically(name, &dir, &payload)?;
             paths.insert(name.to_string(), dir);
         } else {
@@ -602,11 +650,17 @@ mod tests {
     }
 
     impl Mounter for FakeMounter {
-        fn mount_tmpfs(&self, path: &Path, size: Option<u64>) -> std::io::Result<()> {
+        fn mount_tmpfs(
+            &self,
+            path: &Path,
+            size: Option<u64>,
+            mode: Option<u32>,
+        ) -> std::io::Result<()> {
+            let mode = mode.map(|m| format!(" mode={m:o}")).unwrap_or_default();
             self.calls
                 .lock()
                 .unwrap()
-                .push(format!("tmpfs {} {size:?}", path.display()));
+                .push(format!("tmpfs {} {size:?}{mode}", path.display()));
             Ok(())
         }
         fn unmount(&self, path: &Path) -> std::io::Result<()> {
@@ -710,6 +764,18 @@ mod tests {
         assert_eq!(
             fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o400
+        );
+        // The secret's directory was a tmpfs (mode 0755) before anything was written to it.
+        let calls = m.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec![format!("tmpfs {} None mode=755", paths["creds"].display())]
+        );
+        let nested = paths["creds"].join("nested");
+        assert_eq!(
+            fs::metadata(nested).unwrap().permissions().mode() & 0o002,
+            0,
+            "payload directories are not world-writable"
         );
     }
 

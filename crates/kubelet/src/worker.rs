@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -582,7 +582,6 @@ impl Worker {
                     format!("volume \"{}\" not found", m.name),
                 ));
             };
-            let mut host = base.clone();
             let sub = m
                 .sub_path
                 .clone()
@@ -592,6 +591,7 @@ impl Worker {
                         .map(|e| crate::env::expand(e, &vars))
                 })
                 .unwrap_or_default();
+            let mut sub_path = None;
             if !sub.is_empty() {
                 if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
                     return Err((
@@ -599,19 +599,20 @@ impl Worker {
                         format!("invalid subPath {sub:?}"),
                     ));
                 }
-                host = host.join(&sub);
-                // Payload volumes: resolve through ..data once (subPath mounts are not
-                // updated, as upstream).
-                if let Ok(real) = std::fs::canonicalize(&host) {
-                    host = real;
-                } else if !host.exists() {
-                    let _ = std::fs::create_dir_all(&host);
-                }
+                // Refused when it leads out of the volume; made when missing. The init checks
+                // again and mounts what it resolved.
+                crate::subpath::prepare(base, Path::new(&sub), &m.name, &c.name).map_err(|e| {
+                    tracing::warn!(pod = %pod.name_any(), error = ?e, "subPath refused");
+                    ("CreateContainerConfigError".to_string(), e.to_string())
+                })?;
+                sub_path = Some(PathBuf::from(&sub));
             }
             mount_cfgs.push(MountConfig {
-                host_path: host,
+                host_path: base.clone(),
                 container_path: PathBuf::from(&m.mount_path),
-                readonly: m.read_only == Some(true),
+                // Payload volumes are read-only whatever the pod asks (CVE-2017-1002102).
+                readonly: m.read_only == Some(true) || crate::volumes::is_read_only(pod, &m.name),
+                sub_path,
             });
         }
         let psc = pod
@@ -713,7 +714,8 @@ impl Worker {
         let st = match self.shared.runtime.create_container(sandbox, &cfg).await {
             Ok(st) => st,
             Err(e) => {
-                self.fail_start(pod, c, "CreateContainerError", &e.to_string());
+                let (reason, msg) = crate::subpath::create_failure(c, &cfg, &e.to_string());
+                self.fail_start(pod, c, reason, &msg);
                 return Ok(());
             }
         };

@@ -4,11 +4,13 @@
 //! [`Syscall`], so the order and content of the plan are unit-tested with the recording fake.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, CapsHashSet};
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
@@ -16,7 +18,8 @@ use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 use serde::{Deserialize, Serialize};
 
-use crate::sys::{SysError, Syscall};
+use crate::beneath::{proc_fd_path, BeneathError, Resolve, Root};
+use crate::sys::{MountAttr, SysError, Syscall, MOUNT_ATTR_RDONLY};
 
 /// Errors while setting up a container.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,33 @@ pub enum InitError {
     /// The seccomp section could not be turned into a filter.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// A path the init opens or creates.
+    #[error("{path}: {source}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A mount destination could not be resolved inside the rootfs.
+    #[error("mount destination {dest:?}: {source}")]
+    Dest {
+        /// The destination in the container.
+        dest: PathBuf,
+        /// Cause.
+        #[source]
+        source: BeneathError,
+    },
+    /// A subPath that is missing or leaves its volume.
+    #[error("subPath {sub_path:?}: {source}")]
+    SubPath {
+        /// The subPath.
+        sub_path: PathBuf,
+        /// Cause.
+        #[source]
+        source: BeneathError,
+    },
 }
 
 /// The overlay root of a container.
@@ -154,86 +184,162 @@ fn mount_flags(opts: &[String]) -> (MsFlags, Vec<String>, bool) {
     (f, data, ro)
 }
 
-/// Resolves `path` (absolute, in the container) under `rootfs` following symlinks as if
-/// `rootfs` were `/`, so an image's symlink cannot point a mount outside its root (a simple
-/// securejoin). Missing components are taken literally.
-pub fn secure_join(rootfs: &Path, path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut parts: Vec<std::ffi::OsString> = Vec::new();
-    let mut todo: Vec<std::ffi::OsString> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            parts.pop();
-            continue;
-        }
-        let cur: PathBuf = parts.iter().collect();
-        let full = rootfs.join(&cur).join(&c);
-        match fs::read_link(&full) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    parts.clear();
-                }
-                for t in target.components().rev() {
-                    match t {
-                        Component::Normal(n) => todo.push(n.to_os_string()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
+/// The mount option that carries a volume mount's subPath from the kubelet to the init (never
+/// passed to mount(2)): the source is the volume root, the subPath is resolved below it.
+pub const SUBPATH_OPTION: &str = "minirun.subpath=";
+
+/// Opens a bind mount's source: the path the kubelet gave (its own directories, trusted), and
+/// below it the subPath, which a pod may have planted symlinks in: resolved beneath the volume
+/// root ([`Resolve::Beneath`]), so a link out of the volume is refused, and returned as an fd,
+/// so what is mounted is what was checked.
+pub fn open_bind_source(src: &Path, sub_path: Option<&Path>) -> Result<OwnedFd, InitError> {
+    let fd =
+        nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+            InitError::Path {
+                path: src.to_path_buf(),
+                source: e.into(),
             }
-            _ => parts.push(c),
-        }
-    }
-    let rel: PathBuf = parts.iter().collect();
-    rootfs.join(rel)
+        })?;
+    let Some(sub) = sub_path else {
+        return Ok(fd);
+    };
+    Root::from_fd(fd, src)
+        .open_at(sub, Resolve::Beneath, OFlag::O_PATH)
+        .map_err(|e| InitError::SubPath {
+            sub_path: sub.to_path_buf(),
+            source: e,
+        })
 }
 
-fn mount_one(sys: &dyn Syscall, rootfs: &Path, m: &Mount) -> Result<(), InitError> {
-    let dest = secure_join(rootfs, m.destination());
+/// The object a bind mount goes onto, resolved inside the rootfs ([`Resolve::InRoot`]: an
+/// image's symlink points inside its own root, never the host's), created when missing (a
+/// directory for a directory source, an empty file otherwise).
+fn bind_target(root: &Root, dest: &Path, dir: bool) -> Result<OwnedFd, InitError> {
+    let in_root = |e: BeneathError| InitError::Dest {
+        dest: dest.to_path_buf(),
+        source: e,
+    };
+    match root.open_at(dest, Resolve::InRoot, OFlag::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if !e.is_not_found() => return Err(in_root(e)),
+        Err(_) => {}
+    }
+    let mode = Mode::from_bits_truncate(0o755);
+    if dir {
+        return root.mkdir_all(dest, Resolve::InRoot, mode).map_err(in_root);
+    }
+    let (parent, name) = root
+        .parent_of(dest, Resolve::InRoot, Some(mode))
+        .map_err(in_root)?;
+    let made = nix::fcntl::openat(
+        parent.as_fd(),
+        name.as_os_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    );
+    let reopen = || {
+        nix::fcntl::openat(
+            parent.as_fd(),
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    made.and_then(|_| reopen()).map_err(|e| InitError::Path {
+        path: dest.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// Bind-mounts the object `src` onto the object `dest`, both fds: a detached copy of the
+/// source (open_tree), made private and read-only while still detached (mount_setattr), then
+/// attached onto the resolved destination (move_mount), so no path is looked up twice and a
+/// swap between check and mount redirects nothing (runc CVE-2021-30465). Kernels before 5.12
+/// get mount(2) through `/proc/self/fd`, with the read-only remount by path.
+fn bind_fds(
+    sys: &dyn Syscall,
+    src: BorrowedFd<'_>,
+    dest: BorrowedFd<'_>,
+    recursive: bool,
+    ro: bool,
+    dest_path: &Path,
+) -> Result<(), InitError> {
+    match sys.clone_mount(src, recursive) {
+        Ok(tree) => {
+            let private = MountAttr {
+                propagation: MsFlags::MS_PRIVATE.bits(),
+                ..MountAttr::default()
+            };
+            sys.mount_setattr(tree.as_fd(), &private, true)?;
+            if ro {
+                let rdonly = MountAttr {
+                    set: MOUNT_ATTR_RDONLY,
+                    ..MountAttr::default()
+                };
+                sys.mount_setattr(tree.as_fd(), &rdonly, false)?;
+            }
+            sys.move_mount(tree.as_fd(), dest)?;
+            Ok(())
+        }
+        Err(e) if e.source.raw_os_error() == Some(libc::ENOSYS) => {
+            let mut f = MsFlags::MS_BIND;
+            if recursive {
+                f |= MsFlags::MS_REC;
+            }
+            sys.mount(Some(&proc_fd_path(src)), &proc_fd_path(dest), None, f, None)?;
+            sys.mount(
+                None,
+                dest_path,
+                None,
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                None,
+            )?;
+            if ro {
+                let f = f | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                sys.mount(None, dest_path, None, f, None)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn mount_one(sys: &dyn Syscall, root: &Root, rootfs: &Path, m: &Mount) -> Result<(), InitError> {
     let typ = m.typ().clone().unwrap_or_default();
-    let opts = m.options().clone().unwrap_or_default();
+    let mut opts = m.options().clone().unwrap_or_default();
+    let sub_path = opts
+        .iter()
+        .find_map(|o| o.strip_prefix(SUBPATH_OPTION).map(PathBuf::from));
+    opts.retain(|o| !o.starts_with(SUBPATH_OPTION));
     let (flags, data, ro) = mount_flags(&opts);
     let src = m.source().clone().unwrap_or_default();
     if typ == "cgroup" || typ == "cgroup2" {
         return Ok(());
     }
+    let dest = m.destination();
     if flags.contains(MsFlags::MS_BIND) || typ == "bind" {
-        if fs::metadata(&src).map(|md| md.is_dir()).unwrap_or(true) {
-            sys.create_dir_all(&dest)?;
-        } else {
-            sys.ensure_file(&dest)?;
-        }
-        let f = flags | MsFlags::MS_BIND;
-        sys.mount(Some(&src), &dest, None, f, None)?;
-        sys.mount(
-            None,
-            &dest,
-            None,
-            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            None,
-        )?;
-        if ro {
-            sys.mount(
-                None,
-                &dest,
-                None,
-                f | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-            )?;
-        }
-        return Ok(());
+        let src_fd = open_bind_source(&src, sub_path.as_deref())?;
+        let is_dir = nix::sys::stat::fstat(src_fd.as_fd())
+            .map(|st| crate::beneath::is_kind(&st, SFlag::S_IFDIR))
+            .unwrap_or(false);
+        let dest_fd = bind_target(root, dest, is_dir)?;
+        let recursive = flags.contains(MsFlags::MS_REC);
+        let dest_path = crate::sys::under(rootfs, dest);
+        return bind_fds(
+            sys,
+            src_fd.as_fd(),
+            dest_fd.as_fd(),
+            recursive,
+            ro,
+            &dest_path,
+        );
     }
-    sys.create_dir_all(&dest)?;
+    let dest_fd = root
+        .mkdir_all(dest, Resolve::InRoot, Mode::from_bits_truncate(0o755))
+        .map_err(|e| InitError::Dest {
+            dest: dest.to_path_buf(),
+            source: e,
+        })?;
     let f = if ro {
         flags | MsFlags::MS_RDONLY
     } else {
@@ -242,19 +348,26 @@ fn mount_one(sys: &dyn Syscall, rootfs: &Path, m: &Mount) -> Result<(), InitErro
     let d = data.join(",");
     sys.mount(
         Some(&src),
-        &dest,
+        &proc_fd_path(dest_fd.as_fd()),
         Some(typ.as_str()),
         f,
         (!d.is_empty()).then_some(d.as_str()),
     )?;
-    if typ == "tmpfs" && m.destination() == Path::new("/dev") {
-        make_devices(sys, &dest)?;
+    if typ == "tmpfs" && dest == Path::new("/dev") {
+        // The fresh tmpfs, looked up again from the root (the lookup crosses onto the mount).
+        let dev = root
+            .open_at(dest, Resolve::InRoot, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            .map_err(|e| InitError::Dest {
+                dest: dest.to_path_buf(),
+                source: e,
+            })?;
+        make_devices(sys, dev.as_fd())?;
     }
     Ok(())
 }
 
-/// The standard devices and /dev symlinks.
-fn make_devices(sys: &dyn Syscall, dev: &Path) -> Result<(), InitError> {
+/// The standard devices and /dev symlinks, in the container's fresh /dev tmpfs.
+fn make_devices(sys: &dyn Syscall, dev: BorrowedFd<'_>) -> Result<(), InitError> {
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -263,8 +376,9 @@ fn make_devices(sys: &dyn Syscall, dev: &Path) -> Result<(), InitError> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
-        sys.mknod(
-            &dev.join(name),
+        sys.mknodat(
+            dev,
+            OsStr::new(name),
             SFlag::S_IFCHR,
             Mode::from_bits_truncate(0o666),
             nix::sys::stat::makedev(major, minor),
@@ -278,7 +392,10 @@ fn make_devices(sys: &dyn Syscall, dev: &Path) -> Result<(), InitError> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        sys.symlink(Path::new(target), &dev.join(link))?;
+        nix::unistd::symlinkat(target, dev, link).map_err(|e| InitError::Path {
+            path: PathBuf::from("/dev").join(link),
+            source: e.into(),
+        })?;
     }
     Ok(())
 }
@@ -314,9 +431,15 @@ pub fn setup_rootfs(
             None,
         )?;
     }
+    // Every destination is resolved from a handle on the (now mounted) root.
+    let root_dir = Root::open(&rootfs).map_err(|e| InitError::Path {
+        path: rootfs.clone(),
+        source: e,
+    })?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_one(sys, &rootfs, m)?;
+        mount_one(sys, &root_dir, &rootfs, m)?;
     }
+    drop(root_dir);
     // pivot_root(".", ".") then detach the old root (runc's trick: no put_old dir needed).
     sys.chdir(&rootfs)?;
     sys.pivot_root(Path::new("."), Path::new("."))?;
@@ -493,7 +616,32 @@ mod tests {
     use crate::spec::{build_spec, ContainerConfig, Namespaces, Ns, SecurityConfig, SpecInput};
     use crate::sys::RecordingSyscall;
 
+    /// A rootfs directory and a pod file to bind, in a temp dir (the init resolves both
+    /// for real, even when the mounts are only recorded).
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir(dir.path().join("rootfs")).unwrap();
+            fs::write(dir.path().join("hosts"), b"127.0.0.1 localhost\n").unwrap();
+            Fixture { dir }
+        }
+        fn rootfs(&self) -> PathBuf {
+            self.dir.path().join("rootfs")
+        }
+        fn spec(&self, sec: SecurityConfig) -> Spec {
+            spec_at(&self.rootfs(), &self.dir.path().join("hosts"), sec)
+        }
+    }
+
     fn spec(sec: SecurityConfig) -> Spec {
+        spec_at(Path::new("/run/x/rootfs"), Path::new("/pod/hosts"), sec)
+    }
+
+    fn spec_at(rootfs: &Path, hosts: &Path, sec: SecurityConfig) -> Spec {
         let p = ResolvedProcess {
             args: vec!["sh".into()],
             env: vec![],
@@ -508,7 +656,7 @@ mod tests {
             process: &p,
             user: (1000, 2000),
             config: &cfg,
-            rootfs: Path::new("/run/x/rootfs"),
+            rootfs,
             hostname: Some("mypod"),
             namespaces: &Namespaces {
                 net: Ns::New,
@@ -516,32 +664,17 @@ mod tests {
                 uts: Ns::New,
                 pid: Ns::New,
             },
-            etc_files: &[(PathBuf::from("/pod/hosts"), "/etc/hosts")],
+            etc_files: &[(hosts.to_path_buf(), "/etc/hosts")],
             cgroup: "minicluster/p/c",
         })
         .unwrap()
     }
 
     #[test]
-    fn secure_join_stays_in_root() {
-        let d = tempfile::tempdir().unwrap();
-        let r = d.path();
-        std::fs::create_dir_all(r.join("etc")).unwrap();
-        std::os::unix::fs::symlink("/proc/1/root/etc/shadow", r.join("etc/resolv.conf")).unwrap();
-        std::os::unix::fs::symlink("../../../..", r.join("up")).unwrap();
-        assert_eq!(
-            secure_join(r, Path::new("/etc/resolv.conf")),
-            r.join("proc/1/root/etc/shadow")
-        );
-        assert_eq!(secure_join(r, Path::new("/up/x")), r.join("x"));
-        assert_eq!(secure_join(r, Path::new("/../../a/b")), r.join("a/b"));
-        assert_eq!(secure_join(r, Path::new("/etc/hosts")), r.join("etc/hosts"));
-    }
-
-    #[test]
     fn rootfs_plan_order() {
         let sys = RecordingSyscall::new();
-        let s = spec(SecurityConfig {
+        let fx = Fixture::new();
+        let s = fx.spec(SecurityConfig {
             read_only_root_filesystem: true,
             ..Default::default()
         });
@@ -559,19 +692,67 @@ mod tests {
                 .position(|c| c.contains(needle))
                 .unwrap_or_else(|| panic!("{needle} not in {calls:#?}"))
         };
+        let r = fx.rootfs().display().to_string();
         assert!(calls[0].starts_with("unshare") && calls[0].contains("CLONE_NEWNET"));
         assert!(calls[0].contains("CLONE_NEWNS"));
         assert_eq!(calls[1], "loopback_up");
         assert!(pos("sethostname mypod") < pos("overlay"));
-        assert!(pos("lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w") < pos("/run/x/rootfs/proc proc"));
-        assert!(pos("/run/x/rootfs/dev/null") > pos("/run/x/rootfs/dev tmpfs"));
-        assert!(pos("/pod/hosts /run/x/rootfs/etc/hosts") < pos("pivot_root"));
+        assert!(pos("lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w") < pos(&format!("{r}/proc proc")));
+        assert!(pos(&format!("{r}/dev/null")) > pos(&format!("{r}/dev tmpfs")));
+        // /etc/hosts: a detached copy of the pod file, attached onto the file made in the root.
+        assert!(pos(&format!("open_tree {}/hosts", fx.dir.path().display())) < pos("pivot_root"));
+        assert!(pos(&format!("move_mount {r}/etc/hosts")) < pos("pivot_root"));
+        assert!(fx.rootfs().join("etc/hosts").is_file());
         assert!(pos("pivot_root . .") < pos("umount . "));
         let last = calls.last().unwrap();
         assert!(
             last.contains("MS_REMOUNT") && last.contains("MS_RDONLY") && last.contains(" / "),
             "{last}"
         );
+    }
+
+    #[test]
+    fn mount_destinations_stay_in_the_root() {
+        let sys = RecordingSyscall::new();
+        let fx = Fixture::new();
+        let outside = tempfile::tempdir().unwrap();
+        // The image makes /etc a link to a host directory and /data a link out of the root.
+        std::os::unix::fs::symlink(outside.path(), fx.rootfs().join("etc")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", fx.rootfs().join("data")).unwrap();
+        let mut s = fx.spec(SecurityConfig::default());
+        let mut mounts = s.mounts().clone().unwrap();
+        let vol = tempfile::tempdir().unwrap();
+        mounts.push(
+            serde_json::from_value(serde_json::json!({
+                "destination": "/data/sub", "type": "bind",
+                "source": vol.path(), "options": ["rbind", "ro"],
+            }))
+            .unwrap(),
+        );
+        s.set_mounts(Some(mounts));
+        setup_rootfs(&sys, &s, None).unwrap();
+        // Nothing was created outside: /etc/hosts and /data/sub landed inside the root.
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        let in_root = fx.rootfs().join(outside.path().strip_prefix("/").unwrap());
+        assert!(in_root.join("hosts").is_file(), "{}", in_root.display());
+        assert!(fx.rootfs().join("sub").is_dir());
+        let calls = sys.calls().join("\n");
+        assert!(calls.contains("mount_setattr set=0x1"), "{calls}");
+    }
+
+    #[test]
+    fn subpath_through_a_link_out_of_the_volume_is_refused() {
+        let vol = tempfile::tempdir().unwrap();
+        fs::create_dir_all(vol.path().join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/", vol.path().join("esc")).unwrap();
+        std::os::unix::fs::symlink("../..", vol.path().join("a/up")).unwrap();
+        std::os::unix::fs::symlink("b", vol.path().join("a/inside")).unwrap();
+        open_bind_source(vol.path(), Some(Path::new("a/b"))).unwrap();
+        open_bind_source(vol.path(), Some(Path::new("a/inside"))).unwrap();
+        for sub in ["esc", "esc/etc", "a/up", "a/up/x"] {
+            let e = open_bind_source(vol.path(), Some(Path::new(sub))).unwrap_err();
+            assert!(matches!(e, InitError::SubPath { .. }), "{sub}: {e}");
+        }
     }
 
     #[test]
@@ -669,7 +850,8 @@ mod tests {
     #[test]
     fn failing_call_is_reported() {
         let sys = RecordingSyscall::failing(vec!["pivot_root"]);
-        let e = setup_rootfs(&sys, &spec(SecurityConfig::default()), None).unwrap_err();
+        let fx = Fixture::new();
+        let e = setup_rootfs(&sys, &fx.spec(SecurityConfig::default()), None).unwrap_err();
         assert!(e.to_string().contains("pivot_root"), "{e}");
     }
 }

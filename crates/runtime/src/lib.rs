@@ -21,7 +21,10 @@
 //! - [`logs`]: CRI-format log files with size rotation.
 //! - [`sys`] and [`process`]: every Linux call behind the [`sys::Syscall`] trait (a real
 //!   implementation and a recording fake for unit tests), fork and exec; the only `unsafe`.
+//! - [`beneath`]: fd-relative path resolution that cannot leave a root (openat2), used for
+//!   layer unpacking, mount destinations and subPath.
 
+pub mod beneath;
 pub mod cgroup;
 pub mod image;
 pub mod init;

@@ -6,7 +6,8 @@
 //!
 //! Global flags: `--root DIR` (env `MINIRUN_ROOT`, default `/var/lib/minicluster/runtime`),
 //! `--cgroup-root NAME` (default `minicluster`: cgroups are `<NAME>/<sandbox>/<container>` in
-//! every hierarchy). Every command exits 0 on success and non-zero with one `minirun: <error>`
+//! every hierarchy), `--max-image-bytes N` / `--max-image-entries N` (env
+//! `MINIRUN_MAX_IMAGE_BYTES` / `_ENTRIES`: caps on what one image unpacks to). Every command exits 0 on success and non-zero with one `minirun: <error>`
 //! line on stderr otherwise. JSON goes to stdout.
 //!
 //! | command | stdout |
@@ -38,7 +39,7 @@
 //! `SandboxState.netns` (`/proc/<pause pid>/ns/net`), alive as long as the sandbox.
 //!
 //! `ContainerConfig`: `{name, id?, image, command, args, env: [{name, value}], working_dir?,
-//! mounts: [{host_path, container_path, readonly}], resources: {memory_limit, cpu_limit_millis,
+//! mounts: [{host_path, container_path, readonly, sub_path?}], resources: {memory_limit, cpu_limit_millis,
 //! cpu_request_millis, pids_limit}, security: {privileged, capabilities_add,
 //! capabilities_drop, run_as_user, run_as_group, supplemental_groups,
 //! read_only_root_filesystem, allow_privilege_escalation}, rlimits: [{type, soft, hard}],
@@ -63,6 +64,13 @@ struct Cli {
     /// cgroup subtree used in every hierarchy.
     #[arg(long, default_value = "minicluster", global = true)]
     cgroup_root: String,
+    /// Most bytes one image may unpack to, all layers together (a decompression bomb stops
+    /// there; default 32 GiB).
+    #[arg(long, env = "MINIRUN_MAX_IMAGE_BYTES", global = true)]
+    max_image_bytes: Option<u64>,
+    /// Most tar entries one image may hold (default 2,000,000).
+    #[arg(long, env = "MINIRUN_MAX_IMAGE_ENTRIES", global = true)]
+    max_image_entries: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -254,7 +262,11 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let rt = Runtime::open(&cli.root, &cli.cgroup_root)?;
+    let mut rt = Runtime::open(&cli.root, &cli.cgroup_root)?;
+    let mut limits = rt.images.limits();
+    limits.max_bytes = cli.max_image_bytes.unwrap_or(limits.max_bytes);
+    limits.max_entries = cli.max_image_entries.unwrap_or(limits.max_entries);
+    rt.images.set_limits(limits);
     match cli.cmd {
         Cmd::Load {
             tarballs,

@@ -991,6 +991,31 @@ impl Runtime {
             linux.set_cgroups_path(Some(PathBuf::from(format!("{}-bundle", meta.cgroup))));
             spec.set_linux(Some(linux));
         }
+        // A subPath is minirun's own mount option: the bundle names the directory it resolves
+        // to now (resolved beneath its volume as the init does; a snapshot, not re-checked).
+        if let Some(mounts) = spec.mounts().clone() {
+            let mut out = Vec::new();
+            for mut m in mounts {
+                let mut opts = m.options().clone().unwrap_or_default();
+                if let Some(sub) = opts
+                    .iter()
+                    .find_map(|o| o.strip_prefix(init::SUBPATH_OPTION).map(PathBuf::from))
+                {
+                    let src = m.source().clone().unwrap_or_default();
+                    let fd = init::open_bind_source(&src, Some(&sub)).map_err(|e| {
+                        RuntimeError::Init {
+                            id: meta.id.clone(),
+                            msg: e.to_string(),
+                        }
+                    })?;
+                    m.set_source(Some(crate::sys::fd_path(fd.as_fd())));
+                    opts.retain(|o| !o.starts_with(init::SUBPATH_OPTION));
+                    m.set_options(Some(opts));
+                }
+                out.push(m);
+            }
+            spec.set_mounts(Some(out));
+        }
         write_json(&dir.join("config.json"), &spec)?;
         init::mount_overlay(&self.sys, &overlay, &rootfs).map_err(|e| RuntimeError::Init {
             id: meta.id.clone(),

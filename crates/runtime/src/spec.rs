@@ -129,6 +129,11 @@ pub struct MountConfig {
     /// Read-only.
     #[serde(default)]
     pub readonly: bool,
+    /// A path below `host_path` to mount instead of it (the volume mount's subPath). The init
+    /// resolves it beneath `host_path` and refuses it when it leaves (through a symlink the
+    /// pod planted, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<PathBuf>,
 }
 
 /// securityContext fields.
@@ -341,11 +346,19 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
         mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate", "rw"]}));
     }
     for m in &i.config.mounts {
+        let mut options = vec![
+            "rbind".to_string(),
+            "rprivate".to_string(),
+            if m.readonly { "ro" } else { "rw" }.to_string(),
+        ];
+        if let Some(sub) = &m.sub_path {
+            options.push(format!("{}{}", crate::init::SUBPATH_OPTION, sub.display()));
+        }
         mounts.push(json!({
             "destination": m.container_path,
             "type": "bind",
             "source": m.host_path,
-            "options": ["rbind", "rprivate", if m.readonly { "ro" } else { "rw" }],
+            "options": options,
         }));
     }
     let mut namespaces = vec![json!({"type": "mount"})];
@@ -469,6 +482,7 @@ mod tests {
                 host_path: "/h".into(),
                 container_path: "/data".into(),
                 readonly: true,
+                sub_path: None,
             }],
             ..Default::default()
         };

@@ -5,8 +5,8 @@
 //! without root. Modelled on youki's `libcontainer::syscall`. This module and [`crate::process`]
 //! are the only places with `unsafe`.
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -102,14 +102,76 @@ pub trait Syscall {
     fn loopback_up(&self) -> SysResult<()>;
     /// Makes the terminal `fd` the controlling terminal of this (session leader) process.
     fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()>;
+    /// mknodat(2): `name` in the directory `dir`.
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> SysResult<()>;
+    /// fchownat(2) with AT_SYMLINK_NOFOLLOW: `name` in `dir`, never what a symlink points to.
+    fn fchownat(&self, dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> SysResult<()>;
+    /// fsetxattr(2) on an open file or directory.
+    fn fsetxattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> SysResult<()>;
+    /// open_tree(2) with OPEN_TREE_CLONE: a detached bind mount of the object `fd` (an
+    /// `O_PATH` handle), with its submounts when `recursive`.
+    fn clone_mount(&self, fd: BorrowedFd<'_>, recursive: bool) -> SysResult<OwnedFd>;
+    /// mount_setattr(2) on a detached tree (and its submounts when `recursive`).
+    fn mount_setattr(
+        &self,
+        tree: BorrowedFd<'_>,
+        attr: &MountAttr,
+        recursive: bool,
+    ) -> SysResult<()>;
+    /// move_mount(2): attaches the detached `tree` onto the object `target` (an `O_PATH`
+    /// handle), so the destination is the one that was resolved, not a path looked up again.
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> SysResult<()>;
 }
+
+/// Attributes for [`Syscall::mount_setattr`] (`struct mount_attr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttr {
+    /// `MOUNT_ATTR_*` flags to set.
+    pub set: u64,
+    /// `MOUNT_ATTR_*` flags to clear.
+    pub clear: u64,
+    /// A propagation type (`MS_PRIVATE`, ...), or 0 to leave it.
+    pub propagation: u64,
+    /// With `MOUNT_ATTR_IDMAP`: a user namespace fd whose mapping the mount takes.
+    pub userns_fd: Option<i32>,
+}
+
+/// `MOUNT_ATTR_RDONLY`.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_NOSUID`.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// `MOUNT_ATTR_NODEV`.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_NOEXEC`.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// `MOUNT_ATTR_IDMAP`.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// The kernel's `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct RawMountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
 /// Waits up to `timeout` for the process `pid` to exit, woken at once by its exit through a
 /// pidfd (no polling interval). Returns whether it is gone; a pid that does not exist (any
 /// more) counts as gone. Without pidfd support (Linux < 5.3) it sleeps 2 ms and reports
 /// whether the pid still answers `kill(pid, 0)`.
 pub fn wait_gone(pid: i32, timeout: std::time::Duration) -> bool {
-    use std::os::fd::{FromRawFd, OwnedFd};
     if pid <= 0 {
         return true;
     }
@@ -143,7 +205,7 @@ pub fn open_pty(
     size: Option<&nix::pty::Winsize>,
 ) -> SysResult<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use nix::fcntl::OFlag;
-    use std::os::fd::{FromRawFd, OwnedFd};
+
     let master = nix::fcntl::open(
         ptmx,
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
@@ -225,7 +287,7 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> nix::Result<()> {
 /// Receives one descriptor sent with [`send_fd`] (close-on-exec); `None` when none came.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> nix::Result<Option<std::os::fd::OwnedFd>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{FromRawFd, OwnedFd};
+
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -395,7 +457,6 @@ impl Syscall for LinuxSyscall {
         nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|e| err("kill", pid, e))
     }
     fn loopback_up(&self) -> SysResult<()> {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
         // SAFETY: plain socket(2) call; the returned fd is checked and owned right away.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -433,6 +494,129 @@ impl Syscall for LinuxSyscall {
         }
         Ok(())
     }
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> SysResult<()> {
+        nix::sys::stat::mknodat(dir, name, kind, perm, dev)
+            .map_err(|e| err("mknod", Path::new(name).display(), e))
+    }
+    fn fchownat(&self, dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> SysResult<()> {
+        nix::unistd::fchownat(
+            dir,
+            name,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("chown", Path::new(name).display(), e))
+    }
+    fn fsetxattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> SysResult<()> {
+        let n = CString::new(name).map_err(|e| err("xattr", name, std::io::Error::other(e)))?;
+        // SAFETY: fd is open for the call; n is a valid NUL-terminated string and value a
+        // valid slice whose pointer and length are passed together.
+        let rc = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(err("setxattr", name, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+    fn clone_mount(&self, fd: BorrowedFd<'_>, recursive: bool) -> SysResult<OwnedFd> {
+        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+        if recursive {
+            flags |= libc::AT_RECURSIVE as libc::c_uint;
+        }
+        // SAFETY: open_tree(2) takes a dir fd that is open for the call, a NUL-terminated
+        // empty path (a static C string) and flags; it returns a new fd or -1.
+        let rc = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+        if rc < 0 {
+            return Err(err(
+                "open_tree",
+                fd.as_raw_fd(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: rc is a fresh descriptor returned by the kernel, owned from here on.
+        Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    }
+    fn mount_setattr(
+        &self,
+        tree: BorrowedFd<'_>,
+        attr: &MountAttr,
+        recursive: bool,
+    ) -> SysResult<()> {
+        let raw = RawMountAttr {
+            attr_set: attr.set,
+            attr_clr: attr.clear,
+            propagation: attr.propagation,
+            userns_fd: attr.userns_fd.map(|f| f as u64).unwrap_or(0),
+        };
+        let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+        if recursive {
+            flags |= libc::AT_RECURSIVE as libc::c_uint;
+        }
+        // SAFETY: mount_setattr(2) reads `size` bytes of the struct we pass, which lives for
+        // the call; the fd is open and the path a static empty C string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                flags,
+                &raw as *const RawMountAttr,
+                std::mem::size_of::<RawMountAttr>(),
+            )
+        };
+        if rc < 0 {
+            return Err(err(
+                "mount_setattr",
+                format!("{attr:?}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+    fn move_mount(&self, tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> SysResult<()> {
+        // SAFETY: move_mount(2) takes two fds open for the call, two static empty C strings
+        // and flags saying both objects are the fds themselves.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                target.as_raw_fd(),
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        };
+        if rc < 0 {
+            return Err(err(
+                "move_mount",
+                fd_path(target).display(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What an fd refers to, for messages and records (`/proc/self/fd/N`'s target).
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .unwrap_or_else(|_| PathBuf::from(format!("fd {}", fd.as_raw_fd())))
 }
 
 /// A fake that records every call as a line of text and succeeds (unit tests of the logic).
@@ -487,12 +671,20 @@ impl Syscall for RecordingSyscall {
         flags: MsFlags,
         data: Option<&str>,
     ) -> SysResult<()> {
-        let src = source.map(|s| s.display().to_string()).unwrap_or_default();
+        // Objects mounted through /proc/self/fd are recorded by what they are.
+        let real = |p: &Path| match p.strip_prefix("/proc/self/fd") {
+            Ok(n) => std::fs::read_link(Path::new("/proc/self/fd").join(n))
+                .unwrap_or_else(|_| p.to_path_buf()),
+            Err(_) => p.to_path_buf(),
+        };
+        let src = source
+            .map(|s| real(s).display().to_string())
+            .unwrap_or_default();
         self.rec(
             "mount",
             format!(
                 "mount {src} {} {} {flags:?} {}",
-                d(target),
+                d(&real(target)),
                 fstype.unwrap_or("-"),
                 data.unwrap_or("-")
             ),
@@ -584,6 +776,63 @@ impl Syscall for RecordingSyscall {
     }
     fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()> {
         self.rec("tiocsctty", format!("tiocsctty {}", fd.as_raw_fd()))
+    }
+    fn mknodat(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> SysResult<()> {
+        let path = fd_path(dir).join(name);
+        self.rec(
+            "mknod",
+            format!("mknod {} {kind:?} {:o} {dev}", d(&path), perm.bits()),
+        )
+    }
+    fn fchownat(&self, dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> SysResult<()> {
+        let path = fd_path(dir).join(name);
+        self.rec("lchown", format!("lchown {} {uid} {gid}", d(&path)))
+    }
+    fn fsetxattr(&self, fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> SysResult<()> {
+        self.rec(
+            "setxattr",
+            format!(
+                "setxattr {} {name} {}",
+                d(&fd_path(fd)),
+                String::from_utf8_lossy(value)
+            ),
+        )
+    }
+    fn clone_mount(&self, fd: BorrowedFd<'_>, recursive: bool) -> SysResult<OwnedFd> {
+        self.rec(
+            "open_tree",
+            format!("open_tree {} recursive={recursive}", d(&fd_path(fd))),
+        )?;
+        std::fs::File::open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| err("open_tree", "/dev/null", e))
+    }
+    fn mount_setattr(
+        &self,
+        _tree: BorrowedFd<'_>,
+        attr: &MountAttr,
+        recursive: bool,
+    ) -> SysResult<()> {
+        self.rec(
+            "mount_setattr",
+            format!(
+                "mount_setattr set={:#x} clear={:#x} propagation={:#x} idmap={} recursive={recursive}",
+                attr.set,
+                attr.clear,
+                attr.propagation,
+                attr.userns_fd.is_some()
+            ),
+        )
+    }
+    fn move_mount(&self, _tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> SysResult<()> {
+        self.rec("move_mount", format!("move_mount {}", d(&fd_path(target))))
     }
 }
 

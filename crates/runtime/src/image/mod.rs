@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod pull;
+mod staging;
 pub mod store;
 pub mod unpack;
 

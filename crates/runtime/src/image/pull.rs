@@ -1,10 +1,13 @@
 //! Pulls from an OCI distribution registry with oci-client, honouring imagePullPolicy.
 //!
-//! The pulled manifest, config and layers are written as an OCI image layout and loaded through
-//! [`ImageStore::load`], so pulled images get exactly the verification (every blob against its
-//! digest, every layer against its diff id) and the unpacking of loaded ones.
+//! The manifest and config are fetched first; the layers' declared sizes are checked against
+//! the image limit before any is fetched, and each layer is streamed to disk (never held in
+//! memory), capped at its declared size. The result is an OCI image layout loaded through
+//! [`ImageStore::load_layout`], so pulled images get exactly the verification (every blob
+//! against its digest, every layer against its diff id) and the unpacking of loaded ones.
 
-use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -58,23 +61,30 @@ pub fn pull(
         .enable_all()
         .build()
         .map_err(|e| pull_err(reference, e))?;
-    let data = rt
-        .block_on(client.pull(
-            &parsed,
-            &RegistryAuth::Anonymous,
-            vec![
-                manifest::IMAGE_LAYER_MEDIA_TYPE,
-                manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE,
-                "application/vnd.oci.image.layer.v1.tar+zstd",
-                manifest::IMAGE_DOCKER_LAYER_TAR_MEDIA_TYPE,
-                manifest::IMAGE_DOCKER_LAYER_GZIP_MEDIA_TYPE,
-            ],
-        ))
+    let (m, _, config) = rt
+        .block_on(client.pull_manifest_and_config(&parsed, &RegistryAuth::Anonymous))
         .map_err(|e| pull_err(reference, e))?;
-    drop(rt);
-    let m = data
-        .manifest
-        .ok_or_else(|| pull_err(reference, "registry returned no manifest"))?;
+    for l in &m.layers {
+        if !LAYER_TYPES.contains(&l.media_type.as_str()) {
+            return Err(pull_err(
+                reference,
+                format!(
+                    "layer {} has unsupported media type {}",
+                    l.digest, l.media_type
+                ),
+            ));
+        }
+    }
+    // The declared sizes are checked before anything is fetched; each blob is then streamed
+    // to disk and may not run past its declared size (oci-client checks its digest).
+    let limit = store.limits().max_bytes;
+    let declared: u64 = m.layers.iter().map(|l| l.size.max(0) as u64).sum();
+    if declared > limit {
+        return Err(pull_err(
+            reference,
+            format!("layers of {declared} bytes exceed the image limit of {limit} bytes"),
+        ));
+    }
     // Write an OCI layout: blobs under the digests the manifest declares (load verifies them).
     let staging = tempfile::Builder::new()
         .prefix("pull-")
@@ -83,23 +93,34 @@ pub fn pull(
     let dir = staging.path().join("layout");
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| pull_err(reference, e))?;
-    let put = |digest: &str, data: &[u8]| -> Result<(), ImageError> {
+    let blob_path = |digest: &str| -> Result<std::path::PathBuf, ImageError> {
         let hex = digest
             .strip_prefix("sha256:")
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| pull_err(reference, format!("unsupported digest {digest}")))?;
-        std::fs::write(blobs.join(hex), data).map_err(|e| pull_err(reference, e))
+        Ok(blobs.join(hex))
     };
-    put(&m.config.digest, &data.config.data)?;
-    if m.layers.len() != data.layers.len() {
-        return Err(pull_err(reference, "layer count differs from the manifest"));
+    std::fs::write(blob_path(&m.config.digest)?, config.as_bytes())
+        .map_err(|e| pull_err(reference, e))?;
+    for desc in &m.layers {
+        let path = blob_path(&desc.digest)?;
+        rt.block_on(async {
+            let file = tokio::fs::File::create(&path).await?;
+            let capped = Capped {
+                inner: file,
+                left: desc.size.max(0) as u64,
+            };
+            client
+                .pull_blob(&parsed, desc, capped)
+                .await
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| pull_err(reference, format!("layer {}: {e}", desc.digest)))?;
     }
-    for (desc, layer) in m.layers.iter().zip(&data.layers) {
-        put(&desc.digest, &layer.data)?;
-    }
+    drop(rt);
     let mbytes = serde_json::to_vec(&m).map_err(|e| pull_err(reference, e))?;
     let mdigest = format!("sha256:{}", hex::encode(Sha256::digest(&mbytes)));
-    put(&mdigest, &mbytes)?;
+    std::fs::write(blob_path(&mdigest)?, &mbytes).map_err(|e| pull_err(reference, e))?;
     let name = normalize_ref(reference);
     let index = serde_json::json!({
         "schemaVersion": 2,
@@ -114,9 +135,7 @@ pub fn pull(
         .map_err(|e| pull_err(reference, e))?;
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
         .map_err(|e| pull_err(reference, e))?;
-    let tarball = staging.path().join("image.tar");
-    tar_dir(&dir, &tarball).map_err(|e| pull_err(reference, e))?;
-    let report = store.load(&tarball, Some(&name))?;
+    let report = store.load_layout(&dir, Some(&name))?;
     report
         .images
         .into_iter()
@@ -124,8 +143,46 @@ pub fn pull(
         .ok_or_else(|| pull_err(reference, "nothing loaded"))
 }
 
-fn tar_dir(dir: &Path, out: &Path) -> std::io::Result<()> {
-    let mut b = tar::Builder::new(std::fs::File::create(out)?);
-    b.append_dir_all(".", dir)?;
-    b.finish()
+/// The layer media types a pull accepts.
+const LAYER_TYPES: [&str; 5] = [
+    manifest::IMAGE_LAYER_MEDIA_TYPE,
+    manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE,
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    manifest::IMAGE_DOCKER_LAYER_TAR_MEDIA_TYPE,
+    manifest::IMAGE_DOCKER_LAYER_GZIP_MEDIA_TYPE,
+];
+
+/// A writer that refuses bytes past the blob's declared size: a registry cannot make a pull
+/// write more than the manifest promised.
+struct Capped {
+    inner: tokio::fs::File,
+    left: u64,
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if buf.len() as u64 > self.left {
+            return Poll::Ready(Err(std::io::Error::other(
+                "registry sent more bytes than the manifest declares",
+            )));
+        }
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.left -= n as u64;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -9,13 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::unpack::{self, UnpackError};
+use super::staging::{stage, Staged};
+use super::unpack::{self, Budget, UnpackError, UnpackLimits};
 use crate::sys::Syscall;
 
 /// Errors of the image store.
@@ -104,7 +105,8 @@ pub enum ImageError {
     InUse(String),
 }
 
-type Result<T> = std::result::Result<T, ImageError>;
+/// Result of an image store operation.
+pub type Result<T> = std::result::Result<T, ImageError>;
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
     move |source| ImageError::Io {
@@ -312,30 +314,11 @@ fn open_layer(path: &Path) -> io::Result<Box<dyn Read>> {
     }
 }
 
-/// The extracted outer archive: regular files by sanitized path, plus symlink aliases.
-struct Staged {
-    dir: PathBuf,
-    files: BTreeSet<PathBuf>,
-    aliases: HashMap<PathBuf, PathBuf>,
-}
-
-impl Staged {
-    fn get(&self, name: &str) -> Option<PathBuf> {
-        let mut p = unpack::sanitize(name.as_bytes()).ok()??;
-        for _ in 0..8 {
-            if self.files.contains(&p) {
-                return Some(self.dir.join(&p));
-            }
-            p = self.aliases.get(&p)?.clone();
-        }
-        None
-    }
-}
-
 /// The image store rooted at a directory.
 pub struct ImageStore {
     root: PathBuf,
     sys: Box<dyn Syscall>,
+    limits: UnpackLimits,
 }
 
 impl ImageStore {
@@ -346,7 +329,21 @@ impl ImageStore {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        Ok(Self { root, sys })
+        Ok(Self {
+            root,
+            sys,
+            limits: UnpackLimits::default(),
+        })
+    }
+
+    /// Sets the caps on what one image may unpack to.
+    pub fn set_limits(&mut self, limits: UnpackLimits) {
+        self.limits = limits;
+    }
+
+    /// The caps on what one image may unpack to.
+    pub fn limits(&self) -> UnpackLimits {
+        self.limits
     }
 
     /// The store root.
@@ -460,99 +457,24 @@ impl ImageStore {
     /// carries no name.
     pub fn load(&self, tarball: &Path, name: Option<&str>) -> Result<LoadReport> {
         let staging = self.tmpdir("load")?;
-        let res = self.load_staged(tarball, &staging, name);
+        let res = stage(tarball, &staging).and_then(|st| self.load_staged(tarball, &st, name));
         let _ = fs::remove_dir_all(&staging);
         res
     }
 
-    fn stage(&self, tarball: &Path, dir: &Path) -> Result<Staged> {
-        let f = fs::File::open(tarball).map_err(io_err(tarball))?;
-        let mut staged = Staged {
-            dir: dir.to_path_buf(),
-            files: BTreeSet::new(),
-            aliases: HashMap::new(),
-        };
-        let arch = |source| ImageError::Archive {
-            path: tarball.to_path_buf(),
-            source,
-        };
-        unpack::walk(io::BufReader::new(f), |name, link, entry| {
-            let Some(rel) = unpack::sanitize(&name)? else {
-                return Ok(());
-            };
-            match entry.header().entry_type() {
-                tar::EntryType::Directory => Ok(()),
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    // Files are stored flat under a hash of their name: no directory tricks.
-                    let flat = dir.join(hex::encode(Sha256::digest(
-                        rel.as_os_str().as_encoded_bytes(),
-                    )));
-                    let mut out = fs::File::create(&flat).map_err(|source| UnpackError::Write {
-                        path: flat.clone(),
-                        source,
-                    })?;
-                    let size = entry.header().entry_size().unwrap_or(0);
-                    let n = io::copy(&mut entry.take(size), &mut out).map_err(|source| {
-                        UnpackError::Read {
-                            what: rel.display().to_string(),
-                            source,
-                        }
-                    })?;
-                    if n != size {
-                        return Err(UnpackError::Read {
-                            what: rel.display().to_string(),
-                            source: io::ErrorKind::UnexpectedEof.into(),
-                        });
-                    }
-                    out.flush().ok();
-                    staged.files.insert(rel);
-                    Ok(())
-                }
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let link = link.unwrap_or_default();
-                    let target = if entry.header().entry_type() == tar::EntryType::Symlink {
-                        let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-                        let joined = parent.join(String::from_utf8_lossy(&link).as_ref());
-                        normalize_inside(&joined)
-                    } else {
-                        unpack::sanitize(&link).ok().flatten()
-                    };
-                    match target {
-                        Some(t) => {
-                            staged.aliases.insert(rel, t);
-                            Ok(())
-                        }
-                        None => Err(UnpackError::BadHardlink {
-                            path: rel.display().to_string(),
-                            target: String::from_utf8_lossy(&link).to_string(),
-                        }),
-                    }
-                }
-                tar::EntryType::Char | tar::EntryType::Block => {
-                    Err(UnpackError::DeviceNode(rel.display().to_string()))
-                }
-                _ => Ok(()),
-            }
-        })
-        .map_err(arch)?;
-        // Map names to the flat files.
-        let files = std::mem::take(&mut staged.files);
-        for rel in files {
-            let flat = dir.join(hex::encode(Sha256::digest(
-                rel.as_os_str().as_encoded_bytes(),
-            )));
-            let real = dir.join(&rel);
-            if let Some(parent) = real.parent() {
-                fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            fs::rename(&flat, &real).map_err(io_err(&real))?;
-            staged.files.insert(rel);
-        }
-        Ok(staged)
+    /// Loads the OCI image layout that this process wrote into `dir` (a pull's staging
+    /// directory under the store's `tmp/`), with the same verification as [`Self::load`].
+    pub fn load_layout(&self, dir: &Path, name: Option<&str>) -> Result<LoadReport> {
+        let staged = Staged::from_dir(dir)?;
+        self.load_staged(dir, &staged, name)
     }
 
-    fn load_staged(&self, tarball: &Path, dir: &Path, name: Option<&str>) -> Result<LoadReport> {
-        let staged = self.stage(tarball, dir)?;
+    fn load_staged(
+        &self,
+        tarball: &Path,
+        staged: &Staged,
+        name: Option<&str>,
+    ) -> Result<LoadReport> {
         let invalid = |reason: &str| ImageError::Invalid {
             path: tarball.to_path_buf(),
             reason: reason.to_string(),
@@ -561,7 +483,7 @@ impl ImageStore {
         if let Some(index) = staged.get("index.json") {
             let idx: ManifestOrIndex = read_json(&index)?;
             let mut found = Vec::new();
-            self.collect_manifests(&staged, &idx, None, &mut found, 0)?;
+            self.collect_manifests(staged, &idx, None, &mut found, 0)?;
             if found.is_empty() {
                 return Err(ImageError::NoPlatform(tarball.display().to_string()));
             }
@@ -571,7 +493,7 @@ impl ImageStore {
                         names.push(normalize_ref(n));
                     }
                 }
-                let mblob = self.verified_blob(&staged, &mdigest, None)?;
+                let mblob = self.verified_blob(staged, &mdigest, None)?;
                 let m: ManifestOrIndex = read_json(&mblob)?;
                 let cdesc = m.config.ok_or_else(|| invalid("manifest without config"))?;
                 let layers: Vec<(String, PathBuf)> = m
@@ -581,11 +503,11 @@ impl ImageStore {
                     .map(|l| {
                         Ok((
                             l.digest.clone(),
-                            self.verified_blob(&staged, &l.digest, l.size)?,
+                            self.verified_blob(staged, &l.digest, l.size)?,
                         ))
                     })
                     .collect::<Result<_>>()?;
-                let cpath = self.verified_blob(&staged, &cdesc.digest, cdesc.size)?;
+                let cpath = self.verified_blob(staged, &cdesc.digest, cdesc.size)?;
                 let rec = self.import(
                     &cpath,
                     &cdesc.digest,
@@ -764,6 +686,7 @@ impl ImageStore {
             });
         }
         let mut recs = Vec::new();
+        let mut budget = Budget::new(self.limits);
         for ((digest, path), diff_id) in layers.iter().zip(&diff_ids) {
             if hex_of(diff_id).is_none() {
                 return Err(ImageError::Invalid {
@@ -774,7 +697,7 @@ impl ImageStore {
             if self.snapshot_dir(diff_id).is_dir() {
                 report.reused += 1;
             } else {
-                self.unpack_snapshot(path, digest, diff_id)?;
+                self.unpack_snapshot(path, digest, diff_id, &mut budget)?;
                 report.unpacked += 1;
             }
             recs.push(LayerRecord {
@@ -834,7 +757,13 @@ impl ImageStore {
     }
 
     /// Unpacks one layer blob into its snapshot, verifying the diff id of the uncompressed tar.
-    fn unpack_snapshot(&self, blob: &Path, digest: &str, diff_id: &str) -> Result<()> {
+    fn unpack_snapshot(
+        &self,
+        blob: &Path,
+        digest: &str,
+        diff_id: &str,
+        budget: &mut Budget,
+    ) -> Result<()> {
         let layer_err = |source| ImageError::Layer {
             digest: digest.to_string(),
             source,
@@ -843,7 +772,8 @@ impl ImageStore {
         let res = (|| {
             let r = open_layer(blob).map_err(io_err(blob))?;
             let mut hr = HashingReader::new(r);
-            unpack::unpack_layer(self.sys.as_ref(), &mut hr, &tmp).map_err(layer_err)?;
+            unpack::unpack_layer_within(self.sys.as_ref(), &mut hr, &tmp, budget)
+                .map_err(layer_err)?;
             let (actual, _) = hr.finish().map_err(|source| {
                 layer_err(UnpackError::Read {
                     what: digest.to_string(),
@@ -941,26 +871,21 @@ impl ImageStore {
     }
 }
 
-/// Normalises a relative path with `..` without leaving its root; `None` if it would.
-fn normalize_inside(p: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
-    (!out.as_os_str().is_empty()).then_some(out)
-}
+/// The largest index, manifest or config accepted (containerd's manifest limit is 4 MiB).
+const MAX_JSON: u64 = 8 << 20;
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
-    let b = fs::read(p).map_err(io_err(p))?;
+    let f = fs::File::open(p).map_err(io_err(p))?;
+    let mut b = Vec::new();
+    f.take(MAX_JSON + 1)
+        .read_to_end(&mut b)
+        .map_err(io_err(p))?;
+    if b.len() as u64 > MAX_JSON {
+        return Err(ImageError::Invalid {
+            path: p.to_path_buf(),
+            reason: format!("JSON document larger than {MAX_JSON} bytes"),
+        });
+    }
     serde_json::from_slice(&b).map_err(|source| ImageError::Json {
         what: p.display().to_string(),
         source,
@@ -977,14 +902,5 @@ mod tests {
         assert_eq!(normalize_ref("docker.io/library/busybox:1"), "busybox:1");
         assert_eq!(normalize_ref("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(normalize_ref("demo-web:v2"), "demo-web:v2");
-    }
-
-    #[test]
-    fn normalize_inside_stays_inside() {
-        assert_eq!(
-            normalize_inside(Path::new("a/../b")),
-            Some(PathBuf::from("b"))
-        );
-        assert_eq!(normalize_inside(Path::new("a/../../b")), None);
     }
 }

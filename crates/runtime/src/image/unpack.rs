@@ -1,18 +1,31 @@
 //! Safe unpacking of one image layer (a tar stream) into a snapshot directory.
 //!
 //! Hostile input is refused, never followed: absolute paths, `..`, writes through symlinks,
-//! hardlinks to outside the layer, device nodes and oversized GNU/PAX headers are errors.
+//! hardlinks to outside the layer, device nodes and oversized GNU/PAX headers are errors, and
+//! an image past its [`UnpackLimits`] (bytes or entries) stops. Every name is resolved through
+//! [`crate::beneath`] relative to the layer directory's fd, and every change is made relative
+//! to a directory fd or through the new file's fd, never by a path that a later entry could
+//! have turned into a symlink.
 //! OCI whiteouts become overlayfs whiteouts (`.wh.x` → a 0/0 character device, `.wh..wh..opq` →
 //! the `trusted.overlay.opaque` xattr), so the snapshot can be an overlay lower dir directly.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::sys::stat::{Mode, SFlag};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{
+    fchmod, fchmodat, futimens, mkdirat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{linkat, symlinkat};
 use tar::EntryType;
 
+use crate::beneath::{is_kind, remove_at, stat_at, BeneathError, Resolve, Root};
 use crate::sys::Syscall;
 
 /// Largest GNU long name / long link or PAX extended header accepted.
@@ -75,6 +88,12 @@ pub enum UnpackError {
     /// A system call failed.
     #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
+    /// The image unpacks to more bytes than its limit (a decompression bomb stops here).
+    #[error("image unpacks past the limit of {0} bytes (minirun --max-image-bytes)")]
+    TooLarge(u64),
+    /// The image holds more entries than its limit.
+    #[error("image holds more than {0} entries (minirun --max-image-entries)")]
+    TooManyEntries(u64),
 }
 
 /// Statistics of one unpack.
@@ -122,44 +141,6 @@ pub fn sanitize(name: &[u8]) -> Result<Option<PathBuf>, UnpackError> {
         return Ok(None);
     }
     Ok(Some(out))
-}
-
-/// Refuses when any existing parent of `rel` under `root` is a symlink (or not a directory).
-fn check_parents(root: &Path, rel: &Path) -> Result<(), UnpackError> {
-    let mut cur = root.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for c in &comps[..comps.len().saturating_sub(1)] {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(UnpackError::ThroughSymlink(rel.display().to_string()))
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(UnpackError::ThroughSymlink(rel.display().to_string()))
-            }
-            Ok(_) => {}
-            Err(_) => {
-                fs::create_dir(&cur).map_err(wr(&cur))?;
-                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).map_err(wr(&cur))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Removes whatever is at `path` (not following symlinks) unless it is a directory and
-/// `keep_dir` is set.
-fn clear(path: &Path, keep_dir: bool) -> Result<(), UnpackError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            if !keep_dir {
-                fs::remove_dir_all(path).map_err(wr(path))?;
-            }
-        }
-        Ok(_) => fs::remove_file(path).map_err(wr(path))?,
-        Err(_) => {}
-    }
-    Ok(())
 }
 
 fn read_limited<R: Read>(r: &mut R, size: u64, path: &str) -> Result<Vec<u8>, UnpackError> {
@@ -259,136 +240,343 @@ pub fn walk<R: Read>(
     Ok(())
 }
 
-/// Unpacks the (already decompressed) tar stream `r` into `dest`, which must exist.
+/// Caps on what one image may unpack to, all its layers together (`minirun
+/// --max-image-bytes/--max-image-entries`). The defaults are generous: larger than the largest
+/// common images (CUDA and PyTorch images unpack to 10-20 GB), small enough that a
+/// decompression bomb stops long before it fills a node's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Decompressed bytes of tar stream (headers, data and padding).
+    pub max_bytes: u64,
+    /// Tar entries.
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 32 << 30,
+            max_entries: 2_000_000,
+        }
+    }
+}
+
+/// What is left of an image's [`UnpackLimits`] while its layers are unpacked one by one.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    limits: UnpackLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    /// A full budget.
+    pub fn new(limits: UnpackLimits) -> Self {
+        Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+}
+
+/// Counts the decompressed bytes read and fails the read that would pass the budget, so a
+/// bomb is cut off inside the decompressor, before its output reaches the disk.
+struct Metered<'a, R> {
+    inner: R,
+    budget: &'a mut Budget,
+    over: bool,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self
+            .budget
+            .limits
+            .max_bytes
+            .saturating_sub(self.budget.bytes);
+        if left == 0 {
+            // One more byte would be over: look ahead without consuming past the cap.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.over = true;
+            return Err(io::Error::other("image size limit"));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.budget.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+fn beneath_err(shown: &str) -> impl FnOnce(BeneathError) -> UnpackError + '_ {
+    move |e| match e {
+        BeneathError::Symlink { .. } | BeneathError::Escapes { .. } => {
+            UnpackError::ThroughSymlink(shown.to_string())
+        }
+        BeneathError::Io { path, source, .. } => UnpackError::Write { path, source },
+    }
+}
+
+fn at_err<'a>(
+    dir: BorrowedFd<'a>,
+    name: &'a OsStr,
+) -> impl FnOnce(nix::errno::Errno) -> UnpackError + 'a {
+    move |e| UnpackError::Write {
+        path: crate::sys::fd_path(dir).join(name),
+        source: e.into(),
+    }
+}
+
+fn timespec(secs: u64) -> TimeSpec {
+    TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+}
+
+/// Unpacks one layer with a fresh budget of `UnpackLimits::default()`.
 pub fn unpack_layer<R: Read>(
     sys: &dyn Syscall,
     r: R,
     dest: &Path,
 ) -> Result<UnpackStats, UnpackError> {
+    unpack_layer_within(sys, r, dest, &mut Budget::new(UnpackLimits::default()))
+}
+
+/// Unpacks the (already decompressed) tar stream `r` into the directory `dest`, charging
+/// `budget`. Every name is resolved relative to `dest`'s fd with no symlink allowed on the way
+/// ([`Resolve::NoSymlinks`]), and every change (create, remove, owner, mode, time, xattr) is
+/// made through a directory fd and a final name or through the new file's own fd, so no entry,
+/// earlier or later, can make it act outside `dest`.
+pub fn unpack_layer_within<R: Read>(
+    sys: &dyn Syscall,
+    r: R,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<UnpackStats, UnpackError> {
+    let root = Root::open(dest).map_err(wr(dest))?;
     let mut stats = UnpackStats::default();
-    let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
-    walk(r, |name, link, entry| {
-        let kind = entry.header().entry_type();
-        let size = entry.header().entry_size().map_err(rd("entry size"))?;
-        let shown = String::from_utf8_lossy(&name).to_string();
-        let Some(rel) = sanitize(&name)? else {
-            return Ok(()); // the layer root itself
+    let mut dirs: BTreeMap<PathBuf, (u32, u64)> = BTreeMap::new();
+    let max_entries = budget.limits.max_entries;
+    let mut entries = budget.entries;
+    let mut metered = Metered {
+        inner: r,
+        budget,
+        over: false,
+    };
+    let walked = walk(&mut metered, |name, link, entry| {
+        entries += 1;
+        if entries > max_entries {
+            return Err(UnpackError::TooManyEntries(max_entries));
+        }
+        unpack_entry(sys, &root, &mut dirs, &mut stats, name, link, entry)
+    });
+    let (over, limit) = (metered.over, metered.budget.limits.max_bytes);
+    metered.budget.entries = entries;
+    match walked {
+        Err(UnpackError::Read { .. }) if over => return Err(UnpackError::TooLarge(limit)),
+        other => other?,
+    }
+    // Directory modes and times last, deepest first, so read-only directories do not block
+    // their contents. Each is looked up again from the root: one a later entry replaced (by a
+    // symlink, say) is no longer a directory below the root and is skipped.
+    let mut order: Vec<_> = dirs.into_iter().collect();
+    order.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (rel, (mode, mtime)) in order {
+        let Ok(fd) = root.open_at(
+            &rel,
+            Resolve::NoSymlinks,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        ) else {
+            continue;
         };
-        let header = entry.header();
-        let mode = header.mode().map_err(rd(&shown))? & 0o7777;
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
-        let mtime = header.mtime().unwrap_or(0);
-        check_parents(dest, &rel)?;
-        let target = dest.join(&rel);
-        let file_name = rel
-            .file_name()
-            .map(|f| f.to_string_lossy().to_string())
-            .unwrap_or_default();
-        // OCI whiteouts.
-        if file_name == ".wh..wh..opq" {
-            let dir = target.parent().unwrap_or(dest);
-            sys.lsetxattr(dir, "trusted.overlay.opaque", b"y")?;
-            stats.entries += 1;
-            return Ok(());
-        }
-        if let Some(hidden) = file_name.strip_prefix(".wh.") {
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(UnpackError::UnsafePath(shown));
+        let path = || dest.join(&rel);
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(|e| UnpackError::Write {
+            path: path(),
+            source: e.into(),
+        })?;
+        futimens(fd.as_fd(), &TimeSpec::UTIME_OMIT, &timespec(mtime)).map_err(|e| {
+            UnpackError::Write {
+                path: path(),
+                source: e.into(),
             }
-            let wpath = target.with_file_name(hidden);
-            clear(&wpath, false)?;
-            sys.mknod(&wpath, SFlag::S_IFCHR, Mode::empty(), 0)?;
-            stats.entries += 1;
-            return Ok(());
-        }
-        match kind {
-            EntryType::Directory => {
-                clear(&target, true)?;
-                if fs::symlink_metadata(&target).is_err() {
-                    fs::create_dir(&target).map_err(wr(&target))?;
-                }
-                sys.lchown(&target, uid, gid)?;
-                dirs.push((target, mode, mtime));
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                clear(&target, false)?;
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(wr(&target))?;
-                let n = io::copy(&mut entry.take(size), &mut f).map_err(rd(&shown))?;
-                if n != size {
-                    return Err(UnpackError::Read {
-                        what: shown,
-                        source: io::Error::from(io::ErrorKind::UnexpectedEof),
-                    });
-                }
-                stats.bytes += n;
-                drop(f);
-                sys.lchown(&target, uid, gid)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                    .map_err(wr(&target))?;
-                set_mtime(&target, mtime);
-            }
-            EntryType::Symlink => {
-                let Some(link) = link else {
-                    return Err(UnpackError::UnsafePath(shown));
-                };
-                clear(&target, false)?;
-                use std::os::unix::ffi::OsStrExt;
-                sys.symlink(Path::new(std::ffi::OsStr::from_bytes(&link)), &target)?;
-                sys.lchown(&target, uid, gid)?;
-            }
-            EntryType::Link => {
-                let bad = || UnpackError::BadHardlink {
-                    path: shown.clone(),
-                    target: String::from_utf8_lossy(link.as_deref().unwrap_or_default())
-                        .to_string(),
-                };
-                let lrel = match link.as_deref().map(sanitize) {
-                    Some(Ok(Some(p))) => p,
-                    _ => return Err(bad()),
-                };
-                check_parents(dest, &lrel).map_err(|_| bad())?;
-                let src = dest.join(&lrel);
-                match fs::symlink_metadata(&src) {
-                    Ok(m) if !m.is_dir() => {}
-                    _ => return Err(bad()),
-                }
-                clear(&target, false)?;
-                fs::hard_link(&src, &target).map_err(wr(&target))?;
-            }
-            EntryType::Fifo => {
-                clear(&target, false)?;
-                sys.mknod(&target, SFlag::S_IFIFO, Mode::from_bits_truncate(mode), 0)?;
-                sys.lchown(&target, uid, gid)?;
-            }
-            EntryType::Char | EntryType::Block => return Err(UnpackError::DeviceNode(shown)),
-            other => {
-                return Err(UnpackError::Unsupported {
-                    path: shown,
-                    kind: other.as_byte(),
-                })
-            }
-        }
-        stats.entries += 1;
-        Ok(())
-    })?;
-    // Directory modes last, deepest first, so read-only dirs do not block their contents.
-    for (dir, mode, mtime) in dirs.into_iter().rev() {
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(wr(&dir))?;
-        set_mtime(&dir, mtime);
+        })?;
     }
     Ok(stats)
 }
 
-fn set_mtime(path: &Path, mtime: u64) {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-    if let Ok(f) = fs::File::open(path) {
-        let _ = f.set_modified(t);
+/// Forgets the recorded directories at and below `rel` (they were removed).
+fn forget_dirs(dirs: &mut BTreeMap<PathBuf, (u32, u64)>, rel: &Path) {
+    let gone: Vec<PathBuf> = dirs
+        .range(rel.to_path_buf()..)
+        .take_while(|(p, _)| p.starts_with(rel))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in gone {
+        dirs.remove(&p);
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unpack_entry<R: Read>(
+    sys: &dyn Syscall,
+    root: &Root,
+    dirs: &mut BTreeMap<PathBuf, (u32, u64)>,
+    stats: &mut UnpackStats,
+    name: Vec<u8>,
+    link: Option<Vec<u8>>,
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<(), UnpackError> {
+    let kind = entry.header().entry_type();
+    let size = entry.header().entry_size().map_err(rd("entry size"))?;
+    let shown = String::from_utf8_lossy(&name).to_string();
+    let Some(rel) = sanitize(&name)? else {
+        return Ok(()); // the layer root itself
+    };
+    let header = entry.header();
+    let mode = header.mode().map_err(rd(&shown))? & 0o7777;
+    let uid = header.uid().unwrap_or(0) as u32;
+    let gid = header.gid().unwrap_or(0) as u32;
+    let mtime = header.mtime().unwrap_or(0);
+    let (dir, file_name) = root
+        .parent_of(
+            &rel,
+            Resolve::NoSymlinks,
+            Some(Mode::from_bits_truncate(0o755)),
+        )
+        .map_err(beneath_err(&shown))?;
+    let (dir, fname) = (dir.as_fd(), file_name.as_os_str());
+    let stamp = |what: &OsStr| {
+        utimensat(
+            dir,
+            what,
+            &TimeSpec::UTIME_OMIT,
+            &timespec(mtime),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(at_err(dir, what))
+    };
+    // OCI whiteouts.
+    if fname.as_bytes() == b".wh..wh..opq" {
+        sys.fsetxattr(dir, "trusted.overlay.opaque", b"y")?;
+        stats.entries += 1;
+        return Ok(());
+    }
+    if let Some(hidden) = fname.as_bytes().strip_prefix(b".wh.") {
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(UnpackError::UnsafePath(shown));
+        }
+        let hidden = OsStr::from_bytes(hidden);
+        remove_at(dir, hidden).map_err(at_err(dir, hidden))?;
+        forget_dirs(dirs, &rel.with_file_name(hidden));
+        sys.mknodat(dir, hidden, SFlag::S_IFCHR, Mode::empty(), 0)?;
+        stats.entries += 1;
+        return Ok(());
+    }
+    let existing = stat_at(dir, fname).map_err(at_err(dir, fname))?;
+    if kind != EntryType::Directory || !existing.is_some_and(|st| is_kind(&st, SFlag::S_IFDIR)) {
+        remove_at(dir, fname).map_err(at_err(dir, fname))?;
+        forget_dirs(dirs, &rel);
+    }
+    match kind {
+        EntryType::Directory => {
+            match mkdirat(dir, fname, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(at_err(dir, fname)(e)),
+            }
+            sys.fchownat(dir, fname, uid, gid)?;
+            dirs.insert(rel, (mode, mtime));
+        }
+        EntryType::Regular | EntryType::Continuous => {
+            let fd = nix::fcntl::openat(
+                dir,
+                fname,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(at_err(dir, fname))?;
+            let mut f = fs::File::from(fd);
+            let n = io::copy(&mut entry.take(size), &mut f).map_err(rd(&shown))?;
+            if n != size {
+                return Err(UnpackError::Read {
+                    what: shown,
+                    source: io::Error::from(io::ErrorKind::UnexpectedEof),
+                });
+            }
+            stats.bytes += n;
+            // Owner first: chown clears set-id bits, the mode puts them back.
+            sys.fchownat(dir, fname, uid, gid)?;
+            fchmod(f.as_fd(), Mode::from_bits_truncate(mode)).map_err(at_err(dir, fname))?;
+            futimens(f.as_fd(), &TimeSpec::UTIME_OMIT, &timespec(mtime))
+                .map_err(at_err(dir, fname))?;
+        }
+        EntryType::Symlink => {
+            let Some(link) = link else {
+                return Err(UnpackError::UnsafePath(shown));
+            };
+            symlinkat(OsStr::from_bytes(&link), dir, fname).map_err(at_err(dir, fname))?;
+            sys.fchownat(dir, fname, uid, gid)?;
+            stamp(fname)?;
+        }
+        EntryType::Link => {
+            let bad = || UnpackError::BadHardlink {
+                path: shown.clone(),
+                target: String::from_utf8_lossy(link.as_deref().unwrap_or_default()).to_string(),
+            };
+            let lrel = match link.as_deref().map(sanitize) {
+                Some(Ok(Some(p))) if p != rel => p,
+                _ => return Err(bad()),
+            };
+            let (sdir, sname) = root
+                .parent_of(&lrel, Resolve::NoSymlinks, None)
+                .map_err(|_| bad())?;
+            match stat_at(sdir.as_fd(), &sname) {
+                Ok(Some(st)) if !is_kind(&st, SFlag::S_IFDIR) => {}
+                _ => return Err(bad()),
+            }
+            linkat(
+                sdir.as_fd(),
+                sname.as_os_str(),
+                dir,
+                fname,
+                AtFlags::empty(),
+            )
+            .map_err(at_err(dir, fname))?;
+        }
+        EntryType::Fifo => {
+            sys.mknodat(
+                dir,
+                fname,
+                SFlag::S_IFIFO,
+                Mode::from_bits_truncate(0o600),
+                0,
+            )?;
+            sys.fchownat(dir, fname, uid, gid)?;
+            // A FIFO is never opened: its mode and time are set by name, relative to `dir`,
+            // on the node this entry just made.
+            fchmodat(
+                dir,
+                fname,
+                Mode::from_bits_truncate(mode),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(at_err(dir, fname))?;
+            stamp(fname)?;
+        }
+        EntryType::Char | EntryType::Block => return Err(UnpackError::DeviceNode(shown)),
+        other => {
+            return Err(UnpackError::Unsupported {
+                path: shown,
+                kind: other.as_byte(),
+            })
+        }
+    }
+    stats.entries += 1;
+    Ok(())
 }
 
 #[cfg(test)]
