@@ -361,6 +361,72 @@ pub async fn prober_loop(
 mod tests {
     use super::*;
 
+    /// A TLS server on loopback with a fresh self-signed certificate, answering `status` to
+    /// one request.
+    async fn self_signed_server(status: u16) -> u16 {
+        let key = rcgen::generate_simple_self_signed(vec!["nobody.invalid".into()]).unwrap();
+        let cert = key.cert.der().clone();
+        let pkey =
+            rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], pkey)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tls.read(&mut buf).await;
+            let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            let _ = tls.write_all(answer.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        });
+        port
+    }
+
+    fn https_get(port: u16) -> HTTPGetAction {
+        HTTPGetAction {
+            scheme: Some("HTTPS".into()),
+            port: IntOrString::Int(port.into()),
+            path: Some("/healthz".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn https_probes_do_not_verify_the_certificate_as_upstream() {
+        let c = Container::default();
+        let t = Duration::from_secs(5);
+        let port = self_signed_server(200).await;
+        assert_eq!(
+            http_get(&https_get(port), "127.0.0.1", &c, t).await,
+            Outcome::Success
+        );
+        let port = self_signed_server(503).await;
+        assert_eq!(
+            http_get(&https_get(port), "127.0.0.1", &c, t).await,
+            Outcome::Failure("HTTP probe failed with statuscode: 503".into())
+        );
+        // A plain HTTP server does not pass an HTTPS probe.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = plain.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = plain.accept().await.unwrap();
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+        });
+        assert!(matches!(
+            http_get(&https_get(port), "127.0.0.1", &c, t).await,
+            Outcome::Failure(_)
+        ));
+    }
+
     #[test]
     fn thresholds_flip_after_consecutive_results() {
         let p = Probe {

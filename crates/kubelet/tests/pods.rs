@@ -8,17 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{container, phase, ready, Cluster};
-
-const T: Duration = Duration::from_secs(90);
-
-fn text(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use common::{apply, container, err, phase, ready, text, Cluster, T};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_two_containers_share_localhost() {
@@ -336,16 +326,6 @@ impl Drop for PortForward {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn apply(c: &Cluster, name: &str, manifest: &str) -> bool {
-    let path = c.tmp.path().join(format!("{name}.yaml"));
-    std::fs::write(&path, manifest).unwrap();
-    let Some(o) = c.kubectl(&["apply", "-f", path.to_str().unwrap()]) else {
-        return false;
-    };
-    assert!(o.status.success(), "kubectl apply {name}: {}", err(&o));
-    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

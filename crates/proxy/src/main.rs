@@ -28,8 +28,9 @@ struct Args {
     /// The service network (routed through the node interface when it is not routable).
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: Ipv4Net,
-    /// Address of the /healthz and /metrics endpoint.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address of the /healthz and /metrics endpoint: loopback unless told otherwise, as
+    /// upstream's --metrics-bind-address.
+    #[arg(long, default_value = "127.0.0.1")]
     bind_address: IpAddr,
     /// Port of the /healthz and /metrics endpoint (0 disables it).
     #[arg(long, default_value_t = 10249)]

@@ -132,7 +132,12 @@ pub fn enter_namespaces(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError>
     let mut new = CloneFlags::empty();
     for ns in &nss {
         let t = ns.typ();
-        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Mount) {
+        // PID: the forking parent's; cgroup: after the monitor placed the init, see
+        // [`enter_cgroup_namespace`].
+        if matches!(
+            t,
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Mount | LinuxNamespaceType::Cgroup
+        ) {
             continue;
         }
         match ns.path() {
@@ -149,6 +154,51 @@ pub fn enter_namespaces(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError>
     sys.unshare(new | CloneFlags::CLONE_NEWNS)?;
     if new.contains(CloneFlags::CLONE_NEWNET) {
         sys.loopback_up()?;
+    }
+    Ok(())
+}
+
+/// Creates (or joins) the container's cgroup namespace once the init sits in its own cgroups,
+/// so the container sees its cgroup as the root (`0::/` in /proc/self/cgroup) and nothing of
+/// the node's hierarchy; then mounts the spec's cgroup filesystems (after pivot_root: the
+/// destinations are inside the container's own /sys).
+pub fn enter_cgroup_namespace(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError> {
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let Some(ns) = nss.iter().find(|n| n.typ() == LinuxNamespaceType::Cgroup) else {
+        return Ok(());
+    };
+    match ns.path() {
+        Some(p) => {
+            let f = fs::File::open(p).map_err(|source| InitError::Ns {
+                path: p.clone(),
+                source,
+            })?;
+            sys.setns(f.as_fd(), CloneFlags::CLONE_NEWCGROUP)?;
+        }
+        None => sys.unshare(CloneFlags::CLONE_NEWCGROUP)?,
+    }
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let typ = m.typ().clone().unwrap_or_default();
+        if typ != "cgroup2" {
+            continue;
+        }
+        let (flags, _, ro) = mount_flags(&m.options().clone().unwrap_or_default());
+        let f = if ro {
+            flags | MsFlags::MS_RDONLY
+        } else {
+            flags
+        };
+        sys.mount(
+            Some(Path::new("cgroup2")),
+            m.destination(),
+            Some("cgroup2"),
+            f,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -666,6 +716,7 @@ mod tests {
             },
             etc_files: &[(hosts.to_path_buf(), "/etc/hosts")],
             cgroup: "minicluster/p/c",
+            cgroup2_mount: true,
         })
         .unwrap()
     }

@@ -914,6 +914,15 @@ fn container_init(
         if let Some(console) = &console {
             open_terminal(sys, console)?;
         }
+        // Nothing of the container may run before the monitor has put this process in its
+        // cgroups, and its cgroup namespace is rooted where it was put.
+        let mut moved = [0u8; 1];
+        if !matches!(in_cgroups.read(&mut moved), Ok(1)) {
+            return Err(InitErrorText(
+                "monitor did not place the init in its cgroups".into(),
+            ));
+        }
+        init::enter_cgroup_namespace(sys, spec)?;
         init::setup_process(sys, spec)?;
         let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
         let args = p.args().clone().unwrap_or_default();
@@ -925,11 +934,6 @@ fn container_init(
         Ok(x) => x,
         Err(e) => return e,
     };
-    // Nothing of the container may run before the monitor has put this process in its cgroups.
-    let mut moved = [0u8; 1];
-    if !matches!(in_cgroups.read(&mut moved), Ok(1)) {
-        return InitErrorText("monitor did not place the init in its cgroups".into());
-    }
     drop(in_cgroups);
     if status.write_all(b"R").is_err() {
         return InitErrorText("monitor went away".into());

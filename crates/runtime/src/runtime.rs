@@ -717,6 +717,7 @@ impl Runtime {
             namespaces: &ns,
             etc_files: &etc_files,
             cgroup: &cg_rel,
+            cgroup2_mount: self.cgroups.mode == "v2",
         })
         .map_err(|source| RuntimeError::Json {
             what: "runtime spec".into(),
@@ -1075,6 +1076,7 @@ impl Runtime {
             ("uts", CloneFlags::CLONE_NEWUTS),
             ("net", CloneFlags::CLONE_NEWNET),
             ("pid", CloneFlags::CLONE_NEWPID),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
             ("mnt", CloneFlags::CLONE_NEWNS),
         ] {
             let p = PathBuf::from(format!("/proc/{}/ns/{n}", st.pid));

@@ -328,6 +328,9 @@ pub struct SpecInput<'a> {
     pub etc_files: &'a [(PathBuf, &'a str)],
     /// cgroup path (relative).
     pub cgroup: &'a str,
+    /// Mount the container's cgroup2 view at /sys/fs/cgroup (pure cgroup v2 hosts; on hybrid
+    /// and v1 hosts containers get no cgroup filesystem).
+    pub cgroup2_mount: bool,
 }
 
 /// Builds the OCI runtime spec.
@@ -361,7 +364,11 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
             "options": options,
         }));
     }
-    let mut namespaces = vec![json!({"type": "mount"})];
+    if i.cgroup2_mount {
+        mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if sec.privileged { "rw" } else { "ro" }]}));
+    }
+    // A cgroup namespace of its own, always (containerd's default on cgroup v2).
+    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
     for (name, ns) in [
         ("network", &i.namespaces.net),
         ("ipc", &i.namespaces.ipc),
@@ -501,16 +508,20 @@ mod tests {
             namespaces: &ns,
             etc_files: &[],
             cgroup: "minicluster/p/c",
+            cgroup2_mount: true,
         })
         .unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 20000);
-        assert_eq!(v["linux"]["namespaces"][1]["path"], "/proc/1/ns/net");
-        assert_eq!(v["linux"]["namespaces"].as_array().unwrap().len(), 4);
-        assert_eq!(
-            v["mounts"].as_array().unwrap().last().unwrap()["options"][2],
-            "ro"
-        );
+        assert_eq!(v["linux"]["namespaces"][1]["type"], "cgroup");
+        assert_eq!(v["linux"]["namespaces"][2]["path"], "/proc/1/ns/net");
+        assert_eq!(v["linux"]["namespaces"].as_array().unwrap().len(), 5);
+        let mounts = v["mounts"].as_array().unwrap();
+        let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
+        assert_eq!(data["options"][2], "ro");
+        let cg = mounts.iter().find(|m| m["type"] == "cgroup2").unwrap();
+        assert_eq!(cg["destination"], "/sys/fs/cgroup");
+        assert_eq!(cg["options"][4], "ro");
         assert_eq!(
             v["linux"]["maskedPaths"].as_array().unwrap().len(),
             MASKED_PATHS.len()

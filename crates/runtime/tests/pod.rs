@@ -54,6 +54,22 @@ fn pod_shares_net_ipc_uts_but_not_pids_or_files() {
             "{n} is the host's"
         );
     }
+    // a cgroup namespace of each container's own: its cgroups are the root of every
+    // hierarchy it sees, nothing of the node's tree shows (in the init and in an exec)
+    for id in [&web, &client] {
+        let cg = rt.exec(id, &["cat", "/proc/1/cgroup"]).1;
+        assert!(
+            !cg.is_empty() && cg.lines().all(|l| l.ends_with(":/")),
+            "{cg}"
+        );
+        let cg = rt.exec(id, &["cat", "/proc/self/cgroup"]).1;
+        assert!(cg.lines().all(|l| l.ends_with(":/")), "{cg}");
+    }
+    assert_ne!(ns(&web, "cgroup"), ns(&client, "cgroup"));
+    assert_ne!(
+        ns(&client, "cgroup").trim(),
+        host("cgroup").to_string_lossy()
+    );
     // shared IPC: the POSIX message queue made by web is visible to client
     assert!(rt.exec(&client, &["ls", "/dev/mqueue"]).1.contains("q1"));
     // only lo in the pod's network namespace

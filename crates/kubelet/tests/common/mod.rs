@@ -491,6 +491,31 @@ impl Drop for Cluster {
     }
 }
 
+/// How long a test waits for one pod state.
+pub const T: Duration = Duration::from_secs(90);
+
+/// A command's stdout as text.
+pub fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A command's stderr as text.
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// `kubectl apply` of `manifest` (saved as `<name>.yaml` in the test dir); false when upstream
+/// kubectl is not available (a loud skip).
+pub fn apply(c: &Cluster, name: &str, manifest: &str) -> bool {
+    let path = c.tmp.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, manifest).unwrap();
+    let Some(o) = c.kubectl(&["apply", "-f", path.to_str().unwrap()]) else {
+        return false;
+    };
+    assert!(o.status.success(), "kubectl apply {name}: {}", err(&o));
+    true
+}
+
 /// A pod from YAML.
 pub fn pod(yaml: &str) -> Pod {
     serde_saphyr::from_str(yaml).expect("pod yaml")
