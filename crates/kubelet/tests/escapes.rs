@@ -89,7 +89,7 @@ async fn subpaths_secrets_and_https_probes_stay_inside_their_pod() {
     if !common::prerequisites("subpaths_secrets_and_https_probes_stay_inside_their_pod") {
         return;
     }
-    let mut c = Cluster::start(&format!("ke{}", std::process::id() % 10000), 1).await;
+    let c = Cluster::start(&format!("ke{}", std::process::id() % 10000), 1).await;
     let plant = r#"
   initContainers:
   - name: plant
@@ -249,7 +249,7 @@ async fn a_subpath_swapped_for_a_symlink_while_containers_start_never_escapes() 
     ) {
         return;
     }
-    let mut c = Cluster::start(&format!("kr{}", std::process::id() % 10000), 1).await;
+    let c = Cluster::start(&format!("kr{}", std::process::id() % 10000), 1).await;
     // A file on the host that only an escaped mount could show.
     let marker = format!("escape-marker-{}", std::process::id());
     std::fs::write(std::path::Path::new("/tmp").join(&marker), b"host").unwrap();
