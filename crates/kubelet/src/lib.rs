@@ -23,5 +23,6 @@ pub mod server;
 pub mod spdy;
 pub mod status;
 pub mod subpath;
+pub mod userns;
 pub mod volumes;
 pub mod worker;

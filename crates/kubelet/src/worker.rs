@@ -318,6 +318,7 @@ impl Worker {
                 crate::resources::qos_class(pod),
             )),
             resources: crate::resources::pod_resources(pod),
+            user_namespace: None,
             labels,
             annotations: BTreeMap::new(),
         }
@@ -380,11 +381,17 @@ impl Worker {
         } else {
             Some(self.network().await?)
         };
-        let sb = self
-            .shared
-            .runtime
-            .create_sandbox(&self.sandbox_config(pod))
-            .await?;
+        let mut cfg = self.sandbox_config(pod);
+        if pod.spec.as_ref().and_then(|s| s.host_users) == Some(false) {
+            let pods = self.shared.cfg.root_dir.join("pods");
+            let map =
+                crate::userns::mapping_for(&pods, &self.uid).map_err(|source| SyncError::Io {
+                    path: pods.display().to_string(),
+                    source,
+                })?;
+            cfg.user_namespace = Some(map);
+        }
+        let sb = self.shared.runtime.create_sandbox(&cfg).await?;
         self.pod_ip = match &net {
             None => self.shared.cfg.node_ip.to_string(),
             Some(net) => {

@@ -2,7 +2,8 @@
 //! symlink the pod planted (CVE-2017-1002101's class) is refused with upstream's
 //! CreateContainerConfigError while a legitimate nested subPath works; a subPath swapped for a
 //! symlink in a loop while containers start never escapes; secret volumes are tmpfs and
-//! payload volumes read-only; an HTTPS probe passes against a self-signed server.
+//! payload volumes read-only; an HTTPS probe passes against a self-signed server; a pod with
+//! `hostUsers: false` is root inside its user namespace and an unprivileged user outside.
 
 mod common;
 
@@ -142,6 +143,19 @@ spec:{plant}
   - {{name: v, emptyDir: {{}}}}
   - {{name: secret, secret: {{secretName: creds}}}}
   - {{name: cfg, configMap: {{name: settings}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: userns}}
+spec:
+  hostUsers: false
+  containers:
+  - name: main
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo made > /scratch/f; sleep 100000"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+  volumes: [{{name: scratch, emptyDir: {{}}}}]
 "#
     );
     if !apply(&c, "escapes", &manifests) {
@@ -229,11 +243,33 @@ spec:{plant}
         .await;
     let p = c.pods("default").get("nested").await.unwrap();
     assert!(ready(&p));
+    // hostUsers: false: root inside a user namespace, the first free id block outside.
+    c.wait_pod("default", "userns", T, "Running", |p| phase(p) == "Running")
+        .await;
+    let uexec = |script: &str| {
+        c.kubectl(&["exec", "userns", "--", "sh", "-c", script])
+            .unwrap()
+    };
+    let map: Vec<String> = text(&uexec("cat /proc/self/uid_map"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(map, ["0", "65536", "65536"]);
+    assert_eq!(text(&uexec("id -u; cat /scratch/f")), "0\nmade\n");
+    let sb = c
+        .sandboxes(0)
+        .into_iter()
+        .find(|s| s["name"] == "userns")
+        .expect("sandbox of userns");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sb["pid"])).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("65536"), "{uid}");
     c.kubectl(&[
         "delete",
         "pod",
         "escape",
         "nested",
+        "userns",
         "--wait=true",
         "--timeout=60s",
     ]);

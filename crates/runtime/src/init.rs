@@ -4,22 +4,19 @@
 //! [`Syscall`], so the order and content of the plan are unit-tested with the recording fake.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, CapsHashSet};
-use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
-use nix::sys::stat::{Mode, SFlag};
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
-use serde::{Deserialize, Serialize};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::beneath::{proc_fd_path, BeneathError, Resolve, Root};
-use crate::sys::{MountAttr, SysError, Syscall, MOUNT_ATTR_RDONLY};
+use crate::beneath::Root;
+use crate::mounts::{mount_flags, mount_overlay, Overlay, Tree};
+use crate::sys::{SysError, Syscall};
 
 /// Errors while setting up a container.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +45,10 @@ pub enum InitError {
     /// The seccomp section could not be turned into a filter.
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
-    /// A path the init opens or creates.
+    /// Building the mount tree failed.
+    #[error(transparent)]
+    Mount(#[from] crate::mounts::MountError),
+    /// A path the init opens.
     #[error("{path}: {source}")]
     Path {
         /// The path.
@@ -57,54 +57,6 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
-    /// A mount destination could not be resolved inside the rootfs.
-    #[error("mount destination {dest:?}: {source}")]
-    Dest {
-        /// The destination in the container.
-        dest: PathBuf,
-        /// Cause.
-        #[source]
-        source: BeneathError,
-    },
-    /// A subPath that is missing or leaves its volume.
-    #[error("subPath {sub_path:?}: {source}")]
-    SubPath {
-        /// The subPath.
-        sub_path: PathBuf,
-        /// Cause.
-        #[source]
-        source: BeneathError,
-    },
-}
-
-/// The overlay root of a container.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Overlay {
-    /// Lower dirs, top layer first.
-    pub lower: Vec<PathBuf>,
-    /// Upper dir.
-    pub upper: PathBuf,
-    /// Work dir.
-    pub work: PathBuf,
-}
-
-/// Mounts the overlay `o` on `target`.
-pub fn mount_overlay(sys: &dyn Syscall, o: &Overlay, target: &Path) -> Result<(), InitError> {
-    let lower: Vec<String> = o.lower.iter().map(|p| p.display().to_string()).collect();
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        o.upper.display(),
-        o.work.display()
-    );
-    sys.mount(
-        Some(Path::new("overlay")),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )?;
-    Ok(())
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -133,10 +85,13 @@ pub fn enter_namespaces(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError>
     for ns in &nss {
         let t = ns.typ();
         // PID: the forking parent's; cgroup: after the monitor placed the init, see
-        // [`enter_cgroup_namespace`].
+        // [`enter_cgroup_namespace`]; user: the very last step (crate::userns).
         if matches!(
             t,
-            LinuxNamespaceType::Pid | LinuxNamespaceType::Mount | LinuxNamespaceType::Cgroup
+            LinuxNamespaceType::Pid
+                | LinuxNamespaceType::Mount
+                | LinuxNamespaceType::Cgroup
+                | LinuxNamespaceType::User
         ) {
             continue;
         }
@@ -203,6 +158,17 @@ pub fn enter_cgroup_namespace(sys: &dyn Syscall, spec: &Spec) -> Result<(), Init
     Ok(())
 }
 
+/// The user namespace the spec joins, if any (a pod with `hostUsers: false`).
+pub fn user_namespace(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
+}
+
 /// Whether the spec asks for a new UTS namespace.
 fn new_uts(spec: &Spec) -> bool {
     spec.linux()
@@ -213,248 +179,14 @@ fn new_uts(spec: &Spec) -> bool {
         .any(|n| n.typ() == LinuxNamespaceType::Uts && n.path().is_none())
 }
 
-fn mount_flags(opts: &[String]) -> (MsFlags, Vec<String>, bool) {
-    let mut f = MsFlags::empty();
-    let mut data = Vec::new();
-    let mut ro = false;
-    for o in opts {
-        match o.as_str() {
-            "ro" => ro = true,
-            "rw" => {}
-            "nosuid" => f |= MsFlags::MS_NOSUID,
-            "noexec" => f |= MsFlags::MS_NOEXEC,
-            "nodev" => f |= MsFlags::MS_NODEV,
-            "strictatime" => f |= MsFlags::MS_STRICTATIME,
-            "bind" => f |= MsFlags::MS_BIND,
-            "rbind" => f |= MsFlags::MS_BIND | MsFlags::MS_REC,
-            "rprivate" | "private" => {}
-            other => data.push(other.to_string()),
-        }
-    }
-    (f, data, ro)
-}
-
-/// The mount option that carries a volume mount's subPath from the kubelet to the init (never
-/// passed to mount(2)): the source is the volume root, the subPath is resolved below it.
-pub const SUBPATH_OPTION: &str = "minirun.subpath=";
-
-/// Opens a bind mount's source: the path the kubelet gave (its own directories, trusted), and
-/// below it the subPath, which a pod may have planted symlinks in: resolved beneath the volume
-/// root ([`Resolve::Beneath`]), so a link out of the volume is refused, and returned as an fd,
-/// so what is mounted is what was checked.
-pub fn open_bind_source(src: &Path, sub_path: Option<&Path>) -> Result<OwnedFd, InitError> {
-    let fd =
-        nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
-            InitError::Path {
-                path: src.to_path_buf(),
-                source: e.into(),
-            }
-        })?;
-    let Some(sub) = sub_path else {
-        return Ok(fd);
-    };
-    Root::from_fd(fd, src)
-        .open_at(sub, Resolve::Beneath, OFlag::O_PATH)
-        .map_err(|e| InitError::SubPath {
-            sub_path: sub.to_path_buf(),
-            source: e,
-        })
-}
-
-/// The object a bind mount goes onto, resolved inside the rootfs ([`Resolve::InRoot`]: an
-/// image's symlink points inside its own root, never the host's), created when missing (a
-/// directory for a directory source, an empty file otherwise).
-fn bind_target(root: &Root, dest: &Path, dir: bool) -> Result<OwnedFd, InitError> {
-    let in_root = |e: BeneathError| InitError::Dest {
-        dest: dest.to_path_buf(),
-        source: e,
-    };
-    match root.open_at(dest, Resolve::InRoot, OFlag::O_PATH) {
-        Ok(fd) => return Ok(fd),
-        Err(e) if !e.is_not_found() => return Err(in_root(e)),
-        Err(_) => {}
-    }
-    let mode = Mode::from_bits_truncate(0o755);
-    if dir {
-        return root.mkdir_all(dest, Resolve::InRoot, mode).map_err(in_root);
-    }
-    let (parent, name) = root
-        .parent_of(dest, Resolve::InRoot, Some(mode))
-        .map_err(in_root)?;
-    let made = nix::fcntl::openat(
-        parent.as_fd(),
-        name.as_os_str(),
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    );
-    let reopen = || {
-        nix::fcntl::openat(
-            parent.as_fd(),
-            name.as_os_str(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-    };
-    made.and_then(|_| reopen()).map_err(|e| InitError::Path {
-        path: dest.to_path_buf(),
-        source: e.into(),
-    })
-}
-
-/// Bind-mounts the object `src` onto the object `dest`, both fds: a detached copy of the
-/// source (open_tree), made private and read-only while still detached (mount_setattr), then
-/// attached onto the resolved destination (move_mount), so no path is looked up twice and a
-/// swap between check and mount redirects nothing (runc CVE-2021-30465). Kernels before 5.12
-/// get mount(2) through `/proc/self/fd`, with the read-only remount by path.
-fn bind_fds(
-    sys: &dyn Syscall,
-    src: BorrowedFd<'_>,
-    dest: BorrowedFd<'_>,
-    recursive: bool,
-    ro: bool,
-    dest_path: &Path,
-) -> Result<(), InitError> {
-    match sys.clone_mount(src, recursive) {
-        Ok(tree) => {
-            let private = MountAttr {
-                propagation: MsFlags::MS_PRIVATE.bits(),
-                ..MountAttr::default()
-            };
-            sys.mount_setattr(tree.as_fd(), &private, true)?;
-            if ro {
-                let rdonly = MountAttr {
-                    set: MOUNT_ATTR_RDONLY,
-                    ..MountAttr::default()
-                };
-                sys.mount_setattr(tree.as_fd(), &rdonly, false)?;
-            }
-            sys.move_mount(tree.as_fd(), dest)?;
-            Ok(())
-        }
-        Err(e) if e.source.raw_os_error() == Some(libc::ENOSYS) => {
-            let mut f = MsFlags::MS_BIND;
-            if recursive {
-                f |= MsFlags::MS_REC;
-            }
-            sys.mount(Some(&proc_fd_path(src)), &proc_fd_path(dest), None, f, None)?;
-            sys.mount(
-                None,
-                dest_path,
-                None,
-                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-                None,
-            )?;
-            if ro {
-                let f = f | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-                sys.mount(None, dest_path, None, f, None)?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn mount_one(sys: &dyn Syscall, root: &Root, rootfs: &Path, m: &Mount) -> Result<(), InitError> {
-    let typ = m.typ().clone().unwrap_or_default();
-    let mut opts = m.options().clone().unwrap_or_default();
-    let sub_path = opts
-        .iter()
-        .find_map(|o| o.strip_prefix(SUBPATH_OPTION).map(PathBuf::from));
-    opts.retain(|o| !o.starts_with(SUBPATH_OPTION));
-    let (flags, data, ro) = mount_flags(&opts);
-    let src = m.source().clone().unwrap_or_default();
-    if typ == "cgroup" || typ == "cgroup2" {
-        return Ok(());
-    }
-    let dest = m.destination();
-    if flags.contains(MsFlags::MS_BIND) || typ == "bind" {
-        let src_fd = open_bind_source(&src, sub_path.as_deref())?;
-        let is_dir = nix::sys::stat::fstat(src_fd.as_fd())
-            .map(|st| crate::beneath::is_kind(&st, SFlag::S_IFDIR))
-            .unwrap_or(false);
-        let dest_fd = bind_target(root, dest, is_dir)?;
-        let recursive = flags.contains(MsFlags::MS_REC);
-        let dest_path = crate::sys::under(rootfs, dest);
-        return bind_fds(
-            sys,
-            src_fd.as_fd(),
-            dest_fd.as_fd(),
-            recursive,
-            ro,
-            &dest_path,
-        );
-    }
-    let dest_fd = root
-        .mkdir_all(dest, Resolve::InRoot, Mode::from_bits_truncate(0o755))
-        .map_err(|e| InitError::Dest {
-            dest: dest.to_path_buf(),
-            source: e,
-        })?;
-    let f = if ro {
-        flags | MsFlags::MS_RDONLY
-    } else {
-        flags
-    };
-    let d = data.join(",");
-    sys.mount(
-        Some(&src),
-        &proc_fd_path(dest_fd.as_fd()),
-        Some(typ.as_str()),
-        f,
-        (!d.is_empty()).then_some(d.as_str()),
-    )?;
-    if typ == "tmpfs" && dest == Path::new("/dev") {
-        // The fresh tmpfs, looked up again from the root (the lookup crosses onto the mount).
-        let dev = root
-            .open_at(dest, Resolve::InRoot, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-            .map_err(|e| InitError::Dest {
-                dest: dest.to_path_buf(),
-                source: e,
-            })?;
-        make_devices(sys, dev.as_fd())?;
-    }
-    Ok(())
-}
-
-/// The standard devices and /dev symlinks, in the container's fresh /dev tmpfs.
-fn make_devices(sys: &dyn Syscall, dev: BorrowedFd<'_>) -> Result<(), InitError> {
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        sys.mknodat(
-            dev,
-            OsStr::new(name),
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(major, minor),
-        )?;
-    }
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("ptmx", "pts/ptmx"),
-        ("core", "/proc/kcore"),
-    ] {
-        nix::unistd::symlinkat(target, dev, link).map_err(|e| InitError::Path {
-            path: PathBuf::from("/dev").join(link),
-            source: e.into(),
-        })?;
-    }
-    Ok(())
-}
-
 /// Builds the mount tree and pivots into it. `overlay` is mounted on the spec's root path first.
+/// With `idmap` (the pod's user namespace, joined later) the layers and every bind are
+/// idmapped views.
 pub fn setup_rootfs(
     sys: &dyn Syscall,
     spec: &Spec,
     overlay: Option<&Overlay>,
+    idmap: Option<BorrowedFd<'_>>,
 ) -> Result<(), InitError> {
     let root = spec.root().as_ref().ok_or(InitError::Spec("root"))?;
     let rootfs = root.path().clone();
@@ -471,7 +203,7 @@ pub fn setup_rootfs(
         }
     }
     if let Some(o) = overlay {
-        mount_overlay(sys, o, &rootfs)?;
+        mount_overlay(sys, o, &rootfs, idmap)?;
     } else {
         sys.mount(
             Some(&rootfs),
@@ -486,8 +218,14 @@ pub fn setup_rootfs(
         path: rootfs.clone(),
         source: e,
     })?;
+    let tree = Tree {
+        sys,
+        root: &root_dir,
+        rootfs: &rootfs,
+        idmap,
+    };
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mount_one(sys, &root_dir, &rootfs, m)?;
+        tree.mount_one(m)?;
     }
     drop(root_dir);
     // pivot_root(".", ".") then detach the old root (runc's trick: no put_old dir needed).
@@ -713,6 +451,7 @@ mod tests {
                 ipc: Ns::New,
                 uts: Ns::New,
                 pid: Ns::New,
+                user: Ns::Host,
             },
             etc_files: &[(hosts.to_path_buf(), "/etc/hosts")],
             cgroup: "minicluster/p/c",
@@ -735,7 +474,7 @@ mod tests {
             upper: "/u".into(),
             work: "/w".into(),
         };
-        setup_rootfs(&sys, &s, Some(&ov)).unwrap();
+        setup_rootfs(&sys, &s, Some(&ov), None).unwrap();
         let calls = sys.calls();
         let pos = |needle: &str| {
             calls
@@ -781,7 +520,7 @@ mod tests {
             .unwrap(),
         );
         s.set_mounts(Some(mounts));
-        setup_rootfs(&sys, &s, None).unwrap();
+        setup_rootfs(&sys, &s, None, None).unwrap();
         // Nothing was created outside: /etc/hosts and /data/sub landed inside the root.
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
         let in_root = fx.rootfs().join(outside.path().strip_prefix("/").unwrap());
@@ -798,11 +537,12 @@ mod tests {
         std::os::unix::fs::symlink("/", vol.path().join("esc")).unwrap();
         std::os::unix::fs::symlink("../..", vol.path().join("a/up")).unwrap();
         std::os::unix::fs::symlink("b", vol.path().join("a/inside")).unwrap();
+        use crate::mounts::{open_bind_source, MountError};
         open_bind_source(vol.path(), Some(Path::new("a/b"))).unwrap();
         open_bind_source(vol.path(), Some(Path::new("a/inside"))).unwrap();
         for sub in ["esc", "esc/etc", "a/up", "a/up/x"] {
             let e = open_bind_source(vol.path(), Some(Path::new(sub))).unwrap_err();
-            assert!(matches!(e, InitError::SubPath { .. }), "{sub}: {e}");
+            assert!(matches!(e, MountError::SubPath { .. }), "{sub}: {e}");
         }
     }
 
@@ -902,7 +642,7 @@ mod tests {
     fn failing_call_is_reported() {
         let sys = RecordingSyscall::failing(vec!["pivot_root"]);
         let fx = Fixture::new();
-        let e = setup_rootfs(&sys, &fx.spec(SecurityConfig::default()), None).unwrap_err();
+        let e = setup_rootfs(&sys, &fx.spec(SecurityConfig::default()), None, None).unwrap_err();
         assert!(e.to_string().contains("pivot_root"), "{e}");
     }
 }

@@ -12,8 +12,8 @@
 //!   an OCI runtime [`oci_spec::runtime::Spec`] (containerd's default capabilities, masked and
 //!   read-only paths, rlimits, user, no_new_privs, namespaces, resources).
 //! - [`init`]: what the container's init does from that spec: join or create namespaces,
-//!   overlay root, /proc, /sys, /dev, bind mounts, pivot_root, masked paths, rlimits, user,
-//!   capabilities.
+//!   the mount tree ([`mounts`]: overlay root, /proc, /sys, /dev, binds through fds),
+//!   pivot_root, masked paths, rlimits, user, capabilities.
 //! - [`cgroup`]: the cgroup v2 driver and the v1 driver for hybrid hosts, detected at start.
 //! - [`runtime`]: sandboxes, containers, exec, stop, remove, state on disk.
 //! - [`monitor`]: the pod monitor (the shim role), one process per sandbox that creates, logs,
@@ -21,6 +21,7 @@
 //! - [`logs`]: CRI-format log files with size rotation.
 //! - [`sys`] and [`process`]: every Linux call behind the [`sys::Syscall`] trait (a real
 //!   implementation and a recording fake for unit tests), fork and exec; the only `unsafe`.
+//! - [`userns`]: pod user namespaces (`hostUsers: false`) with idmapped mounts.
 //! - [`beneath`]: fd-relative path resolution that cannot leave a root (openat2), used for
 //!   layer unpacking, mount destinations and subPath.
 
@@ -30,9 +31,11 @@ pub mod image;
 pub mod init;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod process;
 pub mod runtime;
 pub mod seccomp;
 pub mod spec;
 pub mod sys;
+pub mod userns;
 pub mod util;

@@ -38,8 +38,9 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use crate::cgroup::Cgroup;
-use crate::init::{self, InitError, Overlay};
+use crate::init::{self, InitError};
 use crate::logs::{LogWriter, Stream};
+use crate::mounts::Overlay;
 use crate::process::{self, Forked};
 use crate::runtime::{
     nix_err, read_json, write_json, ContainerMeta, ExitRecord, MonitorState, Runtime, RuntimeError,
@@ -907,10 +908,21 @@ fn container_init(
     status: &mut fs::File,
 ) -> InitErrorText {
     let r = (|| -> std::result::Result<(PathBuf, OwnedFd), InitErrorText> {
+        // A pod user namespace: opened now, used for idmapped mounts, joined last.
+        let userns = match init::user_namespace(spec) {
+            Some(p) => crate::userns::open(&p)
+                .map_err(|e| InitErrorText(format!("user namespace {}: {e}", p.display())))?,
+            None => None,
+        };
         init::enter_namespaces(sys, spec)?;
         let fifo_fd = nix::fcntl::open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| InitErrorText(format!("open {}: {e}", fifo.display())))?;
-        init::setup_rootfs(sys, spec, Some(overlay))?;
+        init::setup_rootfs(
+            sys,
+            spec,
+            Some(overlay),
+            userns.as_ref().map(|fd| fd.as_fd()),
+        )?;
         if let Some(console) = &console {
             open_terminal(sys, console)?;
         }
@@ -923,6 +935,9 @@ fn container_init(
             ));
         }
         init::enter_cgroup_namespace(sys, spec)?;
+        if let Some(fd) = &userns {
+            crate::userns::enter(sys, fd).map_err(|e| InitErrorText(e.to_string()))?;
+        }
         init::setup_process(sys, spec)?;
         let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
         let args = p.args().clone().unwrap_or_default();

@@ -40,8 +40,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy, Stats};
 use crate::image::{ImageError, ImageStore};
-use crate::init::{self, Overlay};
+use crate::init;
 use crate::monitor;
+use crate::mounts::{self, Overlay};
 use crate::process::{self, Forked};
 use crate::spec::{self, ContainerConfig, Namespaces, Ns, SandboxConfig, SecurityConfig};
 use crate::sys::{self, LinuxSyscall, Syscall};
@@ -459,14 +460,44 @@ impl Runtime {
             annotations: cfg.annotations.clone(),
             ..Default::default()
         };
-        let ns = Namespaces {
-            net: if cfg.host_network { Ns::Host } else { Ns::New },
-            ipc: if cfg.host_ipc { Ns::Host } else { Ns::New },
-            uts: if cfg.host_network { Ns::Host } else { Ns::New },
-            pid: if cfg.host_pid { Ns::Host } else { Ns::New },
+        let Some(map) = cfg.user_namespace else {
+            let ns = Namespaces {
+                net: if cfg.host_network { Ns::Host } else { Ns::New },
+                ipc: if cfg.host_ipc { Ns::Host } else { Ns::New },
+                uts: if cfg.host_network { Ns::Host } else { Ns::New },
+                pid: if cfg.host_pid { Ns::Host } else { Ns::New },
+                user: Ns::Host,
+            };
+            self.create_container_with(id, &pause, ns, Some(&hostname), true)?;
+            self.start(id)?;
+            return self.sandbox_state(id);
         };
-        self.create_container_with(id, &pause, ns, Some(&hostname), true)?;
+        // hostUsers: false. The pod's namespaces are made inside its user namespace by a
+        // holder process and kept by the pause process once it has joined them.
+        if cfg.host_network || cfg.host_ipc || cfg.host_pid {
+            return Err(RuntimeError::Init {
+                id: id.to_string(),
+                msg: "a pod user namespace needs the pod's own network, IPC and PID namespaces"
+                    .into(),
+            });
+        }
+        let holder =
+            crate::userns::NamespaceHolder::create(&self.sys, map, &hostname).map_err(|e| {
+                RuntimeError::Init {
+                    id: id.to_string(),
+                    msg: e.to_string(),
+                }
+            })?;
+        let ns = Namespaces {
+            net: Ns::Join(holder.ns_path("net")),
+            ipc: Ns::Join(holder.ns_path("ipc")),
+            uts: Ns::Join(holder.ns_path("uts")),
+            pid: Ns::New,
+            user: Ns::Join(holder.ns_path("user")),
+        };
+        self.create_container_with(id, &pause, ns, None, true)?;
         self.start(id)?;
+        drop(holder);
         self.sandbox_state(id)
     }
 
@@ -610,6 +641,11 @@ impl Runtime {
             } else {
                 Ns::New
             },
+            user: if c.user_namespace.is_some() {
+                nsp("user")
+            } else {
+                Ns::Host
+            },
         };
         let id = self.create_container_with(sid, cfg, ns, None, false)?;
         self.state(&id)
@@ -697,6 +733,18 @@ impl Runtime {
         for d in [&rootfs, &upper, &work] {
             fs::create_dir_all(d).map_err(io_err(d))?;
         }
+        // A pod user namespace's root owns its upper layer (the container's "/").
+        let shift = self.sandbox(sid).ok().and_then(|r| r.config.user_namespace);
+        if let Some(m) = shift {
+            for d in [&upper, &work] {
+                nix::unistd::chown(
+                    d,
+                    Some(nix::unistd::Uid::from_raw(m.host_id)),
+                    Some(nix::unistd::Gid::from_raw(m.host_id)),
+                )
+                .map_err(nix_err(format!("chown {}", d.display())))?;
+            }
+        }
         let pod = self.pod_dir(sid);
         let etc_files: Vec<(PathBuf, &str)> = if pause {
             vec![]
@@ -751,11 +799,19 @@ impl Runtime {
         };
         write_json(&dir.join("meta.json"), &meta)?;
         let fifo = dir.join("exec.fifo");
-        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
             .map_err(nix_err(format!("mkfifo {}", fifo.display())))?;
-        // mkfifo honours the umask; make it writable for a non-root container user.
+        // Private, and writable by exactly the container's process (the init writes it after
+        // switching to the container's user: host ids shifted by a pod user namespace).
+        let host = |id: u32| shift.map_or(id, |m| m.host_id + id);
+        nix::unistd::chown(
+            &fifo,
+            Some(nix::unistd::Uid::from_raw(host(uid))),
+            Some(nix::unistd::Gid::from_raw(host(gid))),
+        )
+        .map_err(nix_err(format!("chown {}", fifo.display())))?;
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622)).map_err(io_err(&fifo))?;
+        fs::set_permissions(&fifo, fs::Permissions::from_mode(0o600)).map_err(io_err(&fifo))?;
         monitor::create(&pod, id).map(|_| ())
     }
 
@@ -1000,17 +1056,17 @@ impl Runtime {
                 let mut opts = m.options().clone().unwrap_or_default();
                 if let Some(sub) = opts
                     .iter()
-                    .find_map(|o| o.strip_prefix(init::SUBPATH_OPTION).map(PathBuf::from))
+                    .find_map(|o| o.strip_prefix(mounts::SUBPATH_OPTION).map(PathBuf::from))
                 {
                     let src = m.source().clone().unwrap_or_default();
-                    let fd = init::open_bind_source(&src, Some(&sub)).map_err(|e| {
+                    let fd = mounts::open_bind_source(&src, Some(&sub)).map_err(|e| {
                         RuntimeError::Init {
                             id: meta.id.clone(),
                             msg: e.to_string(),
                         }
                     })?;
                     m.set_source(Some(crate::sys::fd_path(fd.as_fd())));
-                    opts.retain(|o| !o.starts_with(init::SUBPATH_OPTION));
+                    opts.retain(|o| !o.starts_with(mounts::SUBPATH_OPTION));
                     m.set_options(Some(opts));
                 }
                 out.push(m);
@@ -1018,7 +1074,7 @@ impl Runtime {
             spec.set_mounts(Some(out));
         }
         write_json(&dir.join("config.json"), &spec)?;
-        init::mount_overlay(&self.sys, &overlay, &rootfs).map_err(|e| RuntimeError::Init {
+        mounts::mount_overlay(&self.sys, &overlay, &rootfs, None).map_err(|e| RuntimeError::Init {
             id: meta.id.clone(),
             msg: format!("{}: {e}", rootfs.display()),
         })
@@ -1081,6 +1137,11 @@ impl Runtime {
         ] {
             let p = PathBuf::from(format!("/proc/{}/ns/{n}", st.pid));
             nsfiles.push((fs::File::open(&p).map_err(io_err(&p))?, flag));
+        }
+        // The pod's user namespace is joined last, as by the init.
+        let p = PathBuf::from(format!("/proc/{}/ns/user", st.pid));
+        if let Some(fd) = crate::userns::open(&p).map_err(io_err(&p))? {
+            nsfiles.push((fs::File::from(fd), CloneFlags::CLONE_NEWUSER));
         }
         let mut proc_ = spec.process().clone().unwrap_or_default();
         let mut env = proc_.env().clone().unwrap_or_default();

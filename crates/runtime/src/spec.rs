@@ -103,6 +103,10 @@ pub struct SandboxConfig {
     pub cgroup_parent: Option<String>,
     /// Pod-level limits on the pod cgroup.
     pub resources: Resources,
+    /// A user namespace for the pod (`hostUsers: false`): container ids 0..size are host ids
+    /// host_id.. (never host root); None shares the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<crate::userns::IdMapping>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Annotations.
@@ -251,6 +255,13 @@ pub struct Namespaces {
     pub uts: Ns,
     /// PID.
     pub pid: Ns,
+    /// User: the host's, or the pod's (`hostUsers: false`, joined after every mount).
+    #[serde(default = "host_ns")]
+    pub user: Ns,
+}
+
+fn host_ns() -> Ns {
+    Ns::Host
 }
 
 /// Normalises a capability name to `CAP_X`.
@@ -355,7 +366,11 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
             if m.readonly { "ro" } else { "rw" }.to_string(),
         ];
         if let Some(sub) = &m.sub_path {
-            options.push(format!("{}{}", crate::init::SUBPATH_OPTION, sub.display()));
+            options.push(format!(
+                "{}{}",
+                crate::mounts::SUBPATH_OPTION,
+                sub.display()
+            ));
         }
         mounts.push(json!({
             "destination": m.container_path,
@@ -380,6 +395,10 @@ pub fn build_spec(i: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
             Ns::Join(p) => namespaces.push(json!({"type": name, "path": p})),
             Ns::Host => {}
         }
+    }
+    // A pod user namespace is always joined (the pause process holds it).
+    if let Ns::Join(p) = &i.namespaces.user {
+        namespaces.push(json!({"type": "user", "path": p}));
     }
     let mut rlimits: Vec<serde_json::Value> = i
         .config
@@ -498,6 +517,7 @@ mod tests {
             ipc: Ns::New,
             uts: Ns::Host,
             pid: Ns::New,
+            user: Ns::Host,
         };
         let spec = build_spec(&SpecInput {
             process: &proc_,

@@ -62,6 +62,22 @@ pub(crate) fn validate_pod_spec_with_claims(
         }
         _ => one_of(spec, "restartPolicy", path, RESTART_POLICIES, true, errs),
     }
+    // Upstream's validateHostUsers: a pod user namespace with none of the host's namespaces
+    // (its odd field names included).
+    if spec.get("hostUsers") == Some(&Value::Bool(false)) {
+        for (field, name) in [
+            ("hostNetwork", "hostNetwork"),
+            ("hostPID", "HostPID"),
+            ("hostIPC", "HostIPC"),
+        ] {
+            if spec.get(field) == Some(&Value::Bool(true)) {
+                errs.push(FieldError::forbidden(
+                    child(path, name),
+                    "when `pod.Spec.HostUsers` is false",
+                ));
+            }
+        }
+    }
     one_of(spec, "dnsPolicy", path, DNS_POLICIES, true, errs);
     if s(spec, "dnsPolicy") == "None" && !has(spec, "dnsConfig") {
         errs.push(FieldError::required(
@@ -646,6 +662,27 @@ mod tests {
             "volumes": [{"name": "data", "emptyDir": {}}]}),
         );
         assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn host_users_false_forbids_the_host_namespaces() {
+        let c = json!([{"name": "c", "image": "i"}]);
+        assert!(errors(json!({"hostUsers": false, "containers": c})).is_empty());
+        let e = errors(
+            json!({"hostUsers": false, "hostNetwork": true, "hostPID": true,
+            "hostIPC": true, "containers": c}),
+        );
+        assert_eq!(
+            e,
+            vec![
+                "spec.hostNetwork: Forbidden: when `pod.Spec.HostUsers` is false",
+                "spec.HostPID: Forbidden: when `pod.Spec.HostUsers` is false",
+                "spec.HostIPC: Forbidden: when `pod.Spec.HostUsers` is false",
+            ]
+        );
+        assert!(
+            errors(json!({"hostUsers": true, "hostNetwork": true, "containers": c})).is_empty()
+        );
     }
 
     #[test]
