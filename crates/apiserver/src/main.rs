@@ -156,6 +156,8 @@ fn bind_in_netns(addr: SocketAddr, netns: PathBuf) -> anyhow::Result<tokio::net:
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The store file, its journal and the kubeconfig it writes are private.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let flags = Flags::parse();
     init_logging(flags.verbosity);
     let ports = parse_port_range(&flags.service_node_port_range)?;

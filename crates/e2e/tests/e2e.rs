@@ -116,6 +116,10 @@ fn scenarios(tag: &str, store: &str) {
         ("configmap", "ConfigMap change", &|| {
             configmap_change_reaches_the_pod(&cluster)
         }),
+        ("private", "state files private", &|| {
+            let exposed = testkit::privacy::exposed(&[cluster.state_dir()]);
+            assert!(exposed.is_empty(), "state readable by others: {exposed:#?}");
+        }),
         (
             "verbs",
             "logs, exec, edit side by side with kubectl",

@@ -66,10 +66,14 @@ pub async fn resolve(
     let dir = root
         .join("local-path")
         .join(format!("{pv_name}_{ns}_{name}"));
-    std::fs::create_dir_all(&dir).map_err(|source| crate::worker::SyncError::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    // Writable by whatever user the pod runs as, as local-path makes its volumes.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)))
+        .map_err(|source| crate::worker::SyncError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let spec = pvc.spec.clone().unwrap_or_default();
     let storage = spec
         .resources

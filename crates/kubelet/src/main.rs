@@ -96,6 +96,9 @@ fn default_runtime_path() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // State files are private; what containers read (volumes, pod files) gets its mode
+    // explicitly.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let args = Args::parse();
     daemon::init_tracing(args.common.verbosity);
     let node_name = args.node_name.clone().unwrap_or_else(|| {
@@ -108,7 +111,12 @@ async fn main() -> anyhow::Result<()> {
         !node_name.is_empty(),
         "--node-name is empty and the hostname is unknown"
     );
+    // The kubelet's state (pod volumes, secrets, logs, network state) is root's alone.
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(&args.root_dir)
+        .and_then(|()| {
+            std::fs::set_permissions(&args.root_dir, std::fs::Permissions::from_mode(0o700))
+        })
         .with_context(|| format!("creating {}", args.root_dir.display()))?;
     let client = daemon::client_from(args.common.kubeconfig.as_deref())
         .await

@@ -474,6 +474,8 @@ fn read_payload_dir(dir: &Path, base: &Path, out: &mut Payload) -> std::io::Resu
 /// Writes `payload` into `dir` atomically; returns whether anything changed.
 pub fn write_atomically(volume: &str, dir: &Path, payload: &Payload) -> Result<bool> {
     fs::create_dir_all(dir).map_err(io(volume, dir))?;
+    // The volume's root is the mount point's view in the container.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(volume, dir))?;
     let data_link = dir.join("..data");
     let current = fs::read_link(&data_link).ok();
     if let Some(cur) = &current {
@@ -488,12 +490,20 @@ pub fn write_atomically(volume: &str, dir: &Path, payload: &Payload) -> Result<b
         jiff::Timestamp::now().strftime("%Y_%m_%d_%H_%M_%S.%f")
     );
     let new_dir = dir.join(&stamp);
-    // Directories 0755 whatever the umask: never writable by the pod's other users.
+    // Directories 0755 whatever the umask: readable by every user of the pod, writable by none.
     let mkdir = |d: &Path| {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(d)
+            .and_then(|()| {
+                let mut cur = d;
+                while cur.starts_with(dir) && cur != dir {
+                    fs::set_permissions(cur, fs::Permissions::from_mode(0o755))?;
+                    cur = cur.parent().unwrap_or(dir);
+                }
+                Ok(())
+            })
             .map_err(io(volume, d))
     };
     mkdir(&new_dir)?;
@@ -578,6 +588,8 @@ pub fn setup(
                         fs::create_dir_all(parent).map_err(io(name, parent))?;
                     }
                     fs::write(&p, b"").map_err(io(name, &p))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+                        .map_err(io(name, &p))?;
                 }
                 "Directory" if !p.is_dir() => return Err(mismatch("directory")),
                 "File" if !p.is_file() => return Err(mismatch("file")),

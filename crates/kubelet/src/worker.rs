@@ -439,7 +439,7 @@ impl Worker {
             .join(sandbox)
             .join("hosts");
         let text = crate::podfiles::hosts_file(pod, &self.pod_ip, &self.shared.cfg.cluster_domain);
-        std::fs::write(&path, text).map_err(|source| SyncError::Io {
+        runtime::util::write_readable(&path, text.as_bytes()).map_err(|source| SyncError::Io {
             path: path.display().to_string(),
             source,
         })

@@ -243,6 +243,10 @@ spec:
         .await;
     let p = c.pods("default").get("nested").await.unwrap();
     assert!(ready(&p));
+    // Every file the node keeps is private (pod content aside), with pods of every kind running.
+    let roots: Vec<_> = c.nodes.iter().map(|n| n.root.clone()).collect();
+    let exposed = testkit::privacy::exposed(&roots);
+    assert!(exposed.is_empty(), "state readable by others: {exposed:#?}");
     // hostUsers: false: root inside a user namespace, the first free id block outside.
     c.wait_pod("default", "userns", T, "Running", |p| phase(p) == "Running")
         .await;

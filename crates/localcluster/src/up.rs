@@ -93,6 +93,9 @@ pub async fn up(options: &UpOptions) -> anyhow::Result<String> {
         }
         .into());
     }
+    // The state dir (kubeconfigs, logs, the store, node roots) is private, and so is what the
+    // components started from here create.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("create {}", dir.display()))?;
     let mut launch = Launch {

@@ -323,6 +323,9 @@ fn cap_set(v: &Option<HashSet<oci_spec::runtime::Capability>>) -> Result<CapsHas
 /// that keeps them valid), then the working directory.
 pub fn setup_process(sys: &dyn Syscall, spec: &Spec) -> Result<(), InitError> {
     let p = spec.process().as_ref().ok_or(InitError::Spec("process"))?;
+    // The runtime itself runs with umask 077; the container gets its own (022 by default, as
+    // runc and crun).
+    sys.set_umask(p.user().umask().unwrap_or(0o022));
     for r in p.rlimits().as_deref().unwrap_or_default() {
         let name = serde_json::to_value(r.typ())
             .ok()

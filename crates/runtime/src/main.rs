@@ -251,6 +251,9 @@ fn short(id: &str) -> &str {
 }
 
 fn main() {
+    // State files are private unless made otherwise on purpose (container content and the
+    // files bind-mounted into containers set their modes explicitly; containers get 022).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => std::process::exit(code),

@@ -46,7 +46,7 @@ use crate::mounts::{self, Overlay};
 use crate::process::{self, Forked};
 use crate::spec::{self, ContainerConfig, Namespaces, Ns, SandboxConfig, SecurityConfig};
 use crate::sys::{self, LinuxSyscall, Syscall};
-use crate::util::{now_nanos, rfc3339_nanos, write_atomic};
+use crate::util::{now_nanos, rfc3339_nanos, write_atomic, write_readable};
 
 /// Errors of runtime operations.
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +313,9 @@ impl Runtime {
         let root = root.into();
         let pods = root.join("pods");
         fs::create_dir_all(&pods).map_err(io_err(&pods))?;
+        // The runtime's state (records, layers, FIFOs, logs) is root's alone.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(io_err(&root))?;
         Ok(Self {
             images: ImageStore::open(root.join("images"), Box::new(LinuxSyscall))?,
             cgroups: Hierarchy::detect()?,
@@ -396,9 +399,10 @@ impl Runtime {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| cfg.name.clone());
         let hostname: String = hostname.chars().take(63).collect();
+        // Bind-mounted into every container, read by whatever user it runs as.
         let w = |name: &str, text: String| -> Result<()> {
             let p = dir.join(name);
-            fs::write(&p, text).map_err(io_err(&p))
+            write_readable(&p, text.as_bytes()).map_err(io_err(&p))
         };
         w("hostname", format!("{hostname}\n"))?;
         let mut hosts = String::from(
@@ -733,7 +737,10 @@ impl Runtime {
         for d in [&rootfs, &upper, &work] {
             fs::create_dir_all(d).map_err(io_err(d))?;
         }
-        // A pod user namespace's root owns its upper layer (the container's "/").
+        // The upper dir's root is the container's "/": 0755 whatever this process's umask.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755)).map_err(io_err(&upper))?;
+        // A pod user namespace's root owns its upper layer.
         let shift = self.sandbox(sid).ok().and_then(|r| r.config.user_namespace);
         if let Some(m) = shift {
             for d in [&upper, &work] {
@@ -810,7 +817,6 @@ impl Runtime {
             Some(nix::unistd::Gid::from_raw(host(gid))),
         )
         .map_err(nix_err(format!("chown {}", fifo.display())))?;
-        use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&fifo, fs::Permissions::from_mode(0o600)).map_err(io_err(&fifo))?;
         monitor::create(&pod, id).map(|_| ())
     }

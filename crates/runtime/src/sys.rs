@@ -102,6 +102,8 @@ pub trait Syscall {
     fn loopback_up(&self) -> SysResult<()>;
     /// Makes the terminal `fd` the controlling terminal of this (session leader) process.
     fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()>;
+    /// umask(2).
+    fn set_umask(&self, mask: u32);
     /// mknodat(2): `name` in the directory `dir`.
     fn mknodat(
         &self,
@@ -494,6 +496,9 @@ impl Syscall for LinuxSyscall {
         }
         Ok(())
     }
+    fn set_umask(&self, mask: u32) {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+    }
     fn mknodat(
         &self,
         dir: BorrowedFd<'_>,
@@ -776,6 +781,9 @@ impl Syscall for RecordingSyscall {
     }
     fn set_controlling_tty(&self, fd: BorrowedFd<'_>) -> SysResult<()> {
         self.rec("tiocsctty", format!("tiocsctty {}", fd.as_raw_fd()))
+    }
+    fn set_umask(&self, mask: u32) {
+        let _ = self.rec("umask", format!("umask {mask:03o}"));
     }
     fn mknodat(
         &self,

@@ -32,6 +32,19 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Writes `data` to `path` as a file every user may read (0644 whatever the umask): the pod
+/// files (hosts, hostname, resolv.conf) bind-mounted into containers. Replaced atomically.
+pub fn write_readable(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    fs::rename(&tmp, path)
+}
+
 /// Nanoseconds since the epoch.
 pub fn now_nanos() -> u128 {
     SystemTime::now()

@@ -5,6 +5,7 @@ pub mod build;
 pub mod etcd;
 pub mod leftovers;
 pub mod netns;
+pub mod privacy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -228,6 +228,15 @@ fn validate_container(
         ));
     }
     one_of(c, "imagePullPolicy", path, PULL_POLICIES, false, errs);
+    let sc = &c["securityContext"];
+    if sc["privileged"] == Value::Bool(true) && sc["allowPrivilegeEscalation"] == Value::Bool(false)
+    {
+        errs.push(FieldError::invalid(
+            child(path, "securityContext"),
+            sc,
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ));
+    }
     one_of(
         c,
         "terminationMessagePolicy",
@@ -683,6 +692,19 @@ mod tests {
         assert!(
             errors(json!({"hostUsers": true, "hostNetwork": true, "containers": c})).is_empty()
         );
+    }
+
+    #[test]
+    fn privileged_containers_cannot_refuse_escalation() {
+        let e = errors(
+            json!({"containers": [{"name": "c", "image": "i", "securityContext":
+            {"privileged": true, "allowPrivilegeEscalation": false}}]}),
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("spec.containers[0].securityContext: Invalid value: "));
+        assert!(e[0].ends_with(
+            ": cannot set `allowPrivilegeEscalation` to false and `privileged` to true"
+        ));
     }
 
     #[test]
