@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(exposed(std::slice::from_ref(&root)), Vec::<String>::new());
         set(&root.join("pods/sb/sandbox.json"), 0o644);
         set(&root.join("pods/sb"), 0o755);
-        let e = exposed(&[root.clone()]);
+        let e = exposed(std::slice::from_ref(&root));
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(
             e[0].starts_with("0644 ") && e[0].ends_with("sandbox.json"),
