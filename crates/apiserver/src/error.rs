@@ -32,6 +32,28 @@ impl ApiError {
         self
     }
 
+    /// 401: the credentials are missing or not valid (upstream says nothing more).
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 from the authorizer, upstream's NewForbidden: `pods "x" is forbidden: User ...`
+    /// (`forbidden: User ... cannot get path "/x"` for non-resource paths).
+    pub fn forbidden_by_authorizer(a: &auth::Attributes, reason: &str) -> ApiError {
+        let message = auth::rbac::forbidden_status_message(a, reason);
+        if !a.resource_request || a.resource.is_empty() {
+            return ApiError::new(403, "Forbidden", message).with_details(json!({}));
+        }
+        let mut d = json!({"kind": a.resource});
+        if !a.name.is_empty() {
+            d["name"] = json!(a.name);
+        }
+        if !a.api_group.is_empty() {
+            d["group"] = json!(a.api_group);
+        }
+        ApiError::new(403, "Forbidden", message).with_details(d)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

@@ -4,6 +4,8 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod authn;
+pub mod authz;
 pub mod bootstrap;
 pub mod cache;
 pub mod discovery;
@@ -18,6 +20,7 @@ pub mod protobuf;
 pub mod render;
 pub mod request;
 pub mod server;
+pub mod tls;
 pub mod watch;
 
-pub use server::{ApiServer, Config};
+pub use server::{ApiServer, Config, Security};

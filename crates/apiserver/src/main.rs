@@ -63,6 +63,38 @@ struct Flags {
     /// apiserver); the same port as --listen is fine, the namespaces differ.
     #[arg(long, requires = "kubelet_netns")]
     node_listen: Option<SocketAddr>,
+    /// The serving certificate (PEM). Without it (and its key) the server makes and keeps a
+    /// whole cluster PKI in --cert-dir and serves with its certificate.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Where the server keeps its own PKI when no --tls-cert-file is given: the cluster CA, the
+    /// ServiceAccount key pair, its serving and kubelet-client certificates, an admin
+    /// certificate for --write-kubeconfig (kubeadm's layout).
+    #[arg(long, default_value = "/var/lib/minicluster/apiserver/pki")]
+    cert_dir: PathBuf,
+    /// Extra names or IPs for the serving certificate made in --cert-dir (repeatable).
+    #[arg(long)]
+    tls_san: Vec<String>,
+    /// Clients presenting a certificate signed by this CA are its CN, in its O groups
+    /// (default with --cert-dir: the cluster CA).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens: `token,user,uid[,"group1,group2"]` per line.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Requests without credentials are the user system:anonymous (what RBAC grants it:
+    /// discovery, /version, /healthz); false makes them 401.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    /// Authorizers, in order: Node, RBAC, AlwaysAllow, AlwaysDeny.
+    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
+    authorization_mode: Vec<apiserver::authz::Mode>,
+    /// Serve plain HTTP, without TLS (only on a loopback --listen address; tests).
+    #[arg(long)]
+    insecure_plain_http: bool,
     /// Log verbosity as the Kubernetes components: 0-1 info, 2-4 debug (every request), 5+ trace.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     verbosity: u8,
@@ -127,6 +159,112 @@ async fn open_store(flags: &Flags) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(s))
 }
 
+/// The certificates the server serves and trusts.
+struct TlsMaterial {
+    serving: pki::KeyCert,
+    /// The CA client certificates must chain to (PEM).
+    client_ca: String,
+    /// The server's own PKI (--cert-dir), when it made one: the admin kubeconfig's
+    /// credentials come from it.
+    own: Option<pki::ClusterPki>,
+}
+
+impl TlsMaterial {
+    /// An admin kubeconfig for `url` (O=system:masters), from the server's own PKI.
+    fn admin_kubeconfig(&self, url: &str) -> anyhow::Result<String> {
+        let own = self.own.as_ref().context(
+            "--write-kubeconfig needs the server's own PKI (--cert-dir) for admin credentials",
+        )?;
+        let admin = own.component(pki::Component::Admin)?;
+        Ok(pki::kubeconfig(
+            "minicluster",
+            url,
+            &own.ca_pem,
+            pki::Credential::Cert {
+                cert_pem: &admin.cert_pem,
+                key_pem: &admin.key_pem,
+            },
+        ))
+    }
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The serving certificate and client CA: the files given, or the server's own PKI made (or
+/// renewed) in --cert-dir with every address the server answers on in its certificate.
+fn tls_material(flags: &Flags, config: &Config) -> anyhow::Result<TlsMaterial> {
+    if let (Some(cert), Some(key)) = (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        let client_ca = match &flags.client_ca_file {
+            Some(p) => read(p)?,
+            None => bail!("--tls-cert-file needs --client-ca-file (the CA of client certificates)"),
+        };
+        let own = pki::ClusterPki::open(&flags.cert_dir).ok();
+        return Ok(TlsMaterial {
+            serving: pki::KeyCert {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+            },
+            client_ca,
+            own,
+        });
+    }
+    let mut ips = vec![flags.listen.ip(), config.advertise.ip()];
+    if let Some(a) = flags.node_listen {
+        ips.push(a.ip());
+    }
+    let mut names = Vec::new();
+    for s in &flags.tls_san {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => names.push(s.clone()),
+        }
+    }
+    ips.retain(|ip| !ip.is_unspecified());
+    let service_ip = flags
+        .service_cluster_ip_range
+        .hosts()
+        .next()
+        .map(IpAddr::V4)
+        .context("the service range has no address")?;
+    let own = pki::ClusterPki::ensure(
+        &flags.cert_dir,
+        &pki::PkiOptions {
+            cluster_domain: "cluster.local".into(),
+            service_ip,
+            apiserver_ips: ips,
+            apiserver_names: names,
+        },
+    )
+    .with_context(|| format!("the PKI in {}", flags.cert_dir.display()))?;
+    let client_ca = match &flags.client_ca_file {
+        Some(p) => read(p)?,
+        None => own.ca_pem.clone(),
+    };
+    Ok(TlsMaterial {
+        serving: own.key_cert("apiserver")?,
+        client_ca,
+        own: Some(own),
+    })
+}
+
+/// The authenticator and authorizers of the flags.
+fn security(flags: &Flags, tls: Option<&TlsMaterial>) -> anyhow::Result<apiserver::Security> {
+    let mut authn = apiserver::authn::Authenticator::default();
+    authn.anonymous = flags.anonymous_auth;
+    if let Some(t) = tls {
+        authn = authn.with_client_ca(&t.client_ca)?;
+    }
+    if let Some(p) = &flags.token_auth_file {
+        authn = authn.with_token_file(p)?;
+    }
+    Ok(apiserver::Security {
+        authn,
+        authz: apiserver::authz::Authorizer::new(flags.authorization_mode.clone()),
+    })
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
@@ -176,33 +314,82 @@ async fn main() -> anyhow::Result<()> {
         default_not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
     };
+    if flags.insecure_plain_http && !flags.listen.ip().is_loopback() {
+        bail!(
+            "--insecure-plain-http serves without TLS or client certificates: only on a loopback \
+             --listen address, not {}",
+            flags.listen
+        );
+    }
+    let tls = if flags.insecure_plain_http {
+        None
+    } else {
+        Some(tls_material(&flags, &config)?)
+    };
+    let security = security(&flags, tls.as_ref())?;
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
         .with_context(|| format!("listening on {}", flags.listen))?;
-    let srv = ApiServer::start(store, config).await?;
+    let srv = ApiServer::start_secured(store, config, security).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(path) = &flags.write_kubeconfig {
-        let url = format!("http://{}", listener.local_addr()?);
-        apiserver::kubeconfig::write(path, &url, "minicluster")
+        let url = format!("{scheme}://{}", listener.local_addr()?);
+        let text = match &tls {
+            Some(t) => t.admin_kubeconfig(&url)?,
+            None => apiserver::kubeconfig::render(&url, "minicluster"),
+        };
+        pki::write_private(path, text.as_bytes())
             .with_context(|| format!("writing kubeconfig {}", path.display()))?;
     }
-    tracing::info!(listen = %listener.local_addr()?, "mini-apiserver serving");
+    tracing::info!(listen = %listener.local_addr()?, %scheme, modes = ?flags.authorization_mode, "mini-apiserver serving");
     let router = srv.router();
+    let server_config = match &tls {
+        Some(t) => Some(
+            apiserver::tls::server_config(
+                &t.serving.cert_pem,
+                &t.serving.key_pem,
+                Some(&t.client_ca),
+            )
+            .context("TLS configuration")?,
+        ),
+        None => None,
+    };
     if let (Some(addr), Some(netns)) = (flags.node_listen, flags.kubelet_netns.clone()) {
         let node_listener = bind_in_netns(addr, netns.clone())
             .with_context(|| format!("listening on {addr} in {}", netns.display()))?;
         tracing::info!(listen = %addr, netns = %netns.display(), "serving the nodes too");
         let r = router.clone();
+        let cfg = server_config.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(node_listener, r).await {
-                tracing::error!(error = %e, "node listener stopped");
+            match cfg {
+                Some(c) => apiserver::tls::serve(node_listener, r, c, std::future::pending()).await,
+                None => {
+                    if let Err(e) = axum::serve(node_listener, r).await {
+                        tracing::error!(error = %e, "node listener stopped");
+                    }
+                }
             }
         });
     }
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     // Open watches would hold a graceful shutdown forever: give them a moment, then exit.
-    tokio::select! {
-        r = server => r.context("serving")?,
-        _ = async { shutdown_signal().await; tokio::time::sleep(Duration::from_secs(3)).await } => {}
+    let grace = async {
+        shutdown_signal().await;
+        tokio::time::sleep(Duration::from_secs(3)).await
+    };
+    match server_config {
+        Some(c) => {
+            tokio::select! {
+                _ = apiserver::tls::serve(listener, router, c, shutdown_signal()) => {}
+                _ = grace => {}
+            }
+        }
+        None => {
+            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+            tokio::select! {
+                r = server => r.context("serving")?,
+                _ = grace => {}
+            }
+        }
     }
     tracing::info!("mini-apiserver stopped");
     Ok(())

@@ -12,14 +12,19 @@ use http::{HeaderMap, Method, Uri};
 use ipnet::Ipv4Net;
 use store::Store;
 
+use auth::{Decision, UserInfo};
+
 use crate::admission;
 use crate::allocator::Allocator;
+use crate::authn::{Authenticator, Authn};
+use crate::authz::{self, Authorizer};
 use crate::cache::WatchCache;
 use crate::discovery;
 use crate::error::ApiError;
 use crate::handlers;
 use crate::metrics::Metrics;
 use crate::request::{self, Query};
+use crate::tls::PeerCerts;
 
 /// What the server needs to know at start.
 #[derive(Debug, Clone)]
@@ -56,6 +61,24 @@ impl Default for Config {
     }
 }
 
+/// Who may call the server: its authenticator and authorizers.
+pub struct Security {
+    /// How requests are authenticated.
+    pub authn: Authenticator,
+    /// How they are authorized.
+    pub authz: Authorizer,
+}
+
+impl Default for Security {
+    /// Everyone is the anonymous user and everything is allowed (in-process tests).
+    fn default() -> Security {
+        Security {
+            authn: Authenticator::anonymous_only(),
+            authz: Authorizer::always_allow(),
+        }
+    }
+}
+
 /// Shared state of a running apiserver.
 pub struct ApiServer {
     pub store: Arc<dyn Store>,
@@ -63,6 +86,7 @@ pub struct ApiServer {
     pub alloc: Allocator,
     pub config: Config,
     pub metrics: Metrics,
+    pub security: Security,
 }
 
 impl ApiServer {
@@ -71,6 +95,15 @@ impl ApiServer {
     pub async fn start(
         store: Arc<dyn Store>,
         config: Config,
+    ) -> Result<Arc<ApiServer>, store::StoreError> {
+        ApiServer::start_secured(store, config, Security::default()).await
+    }
+
+    /// Like [`ApiServer::start`], with authentication and authorization.
+    pub async fn start_secured(
+        store: Arc<dyn Store>,
+        config: Config,
+        security: Security,
     ) -> Result<Arc<ApiServer>, store::StoreError> {
         // The OpenAPI documents take a moment to build: do it off the request path.
         tokio::task::spawn_blocking(api::openapi::warm_up);
@@ -94,6 +127,7 @@ impl ApiServer {
             alloc,
             config,
             metrics: Metrics::new(),
+            security,
         });
         crate::bootstrap::run(&srv).await?;
         tokio::spawn(compactor(srv.clone()));
@@ -142,12 +176,16 @@ async fn dispatch(State(srv): State<Arc<ApiServer>>, mut req: axum::extract::Req
     // Exec and attach hand the connection to the kubelet after the upgrade.
     let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
     let (parts, body) = req.into_parts();
+    let peer = parts.extensions.get::<PeerCerts>().cloned();
     let (method, uri, headers): (Method, Uri, HeaderMap) = (parts.method, parts.uri, parts.headers);
     let started = Instant::now();
     let path = uri.path().to_string();
     let query = Query::parse(uri.query());
     let (verb, resource, response) =
-        route(&srv, &method, &path, &query, &headers, body, upgrade).await;
+        match gate(&srv, peer.as_ref(), &method, &path, &query, &headers) {
+            Ok(_user) => route(&srv, &method, &path, &query, &headers, body, upgrade).await,
+            Err(e) => ("other", "", Err(e)),
+        };
     let response = match response {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -168,6 +206,37 @@ async fn dispatch(State(srv): State<Arc<ApiServer>>, mut req: axum::extract::Req
         "HTTP"
     );
     response
+}
+
+/// Authentication then authorization of one request: who it is, or the 401 or 403.
+fn gate(
+    srv: &ApiServer,
+    peer: Option<&PeerCerts>,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    let user = match srv.security.authn.authenticate(peer, headers, |_| None) {
+        Authn::User(u) => u,
+        Authn::Invalid(why) => {
+            tracing::info!(%path, reason = %why, "authentication failed");
+            return Err(ApiError::unauthorized());
+        }
+        Authn::Missing => return Err(ApiError::unauthorized()),
+    };
+    let attrs = authz::attributes(method, path, query, &user);
+    match srv
+        .security
+        .authz
+        .authorize(&attrs, |_, _| Decision::NoOpinion(String::new()))
+    {
+        Decision::Allow(_) => Ok(user),
+        Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+            tracing::debug!(user = %user.name, verb = %attrs.verb, %path, "forbidden");
+            Err(ApiError::forbidden_by_authorizer(&attrs, &reason))
+        }
+    }
 }
 
 type Routed = (&'static str, &'static str, Result<Response, ApiError>);

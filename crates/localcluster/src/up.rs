@@ -185,6 +185,12 @@ impl Launch {
         };
         self.state.apiserver_port = Some(port);
         let mut api = Command::new(self.state.bin_dir.join("mini-apiserver"));
+        // Plain HTTP and no authorization until this harness carries the cluster PKI (issue 15).
+        api.args([
+            "--insecure-plain-http",
+            "--authorization-mode",
+            "AlwaysAllow",
+        ]);
         api.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(&store_arg)

@@ -119,6 +119,12 @@ impl Cluster {
         let kubeconfig = tmp.path().join("admin.kubeconfig");
         let node_kubeconfig = tmp.path().join("node.kubeconfig");
         let mut api = Command::new(bins.join("mini-apiserver"));
+        // Plain HTTP and no authorization until this harness carries the cluster PKI (issue 15).
+        api.args([
+            "--insecure-plain-http",
+            "--authorization-mode",
+            "AlwaysAllow",
+        ]);
         api.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--store")

@@ -1,0 +1,345 @@
+//! Authentication, upstream's chain in upstream's order: an x509 client certificate (CN = user,
+//! O = groups) signed by the client CA; a bearer token from the static token file, a bound
+//! ServiceAccount token ([`crate::sa_tokens`]) or a bootstrap token; else, when allowed, the
+//! anonymous user. A credential that is presented but not valid is a 401, never anonymous, and
+//! the answer says nothing of why (the reason is logged).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use auth::{names, UserInfo};
+use http::HeaderMap;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+
+use crate::tls::PeerCerts;
+
+/// How requests are authenticated (upstream's `--client-ca-file`, `--token-auth-file`,
+/// `--anonymous-auth`).
+#[derive(Default)]
+pub struct Authenticator {
+    /// Verifies client certificate chains against the client CA.
+    client_ca: Option<Arc<dyn ClientCertVerifier>>,
+    /// Static tokens.
+    tokens: HashMap<String, UserInfo>,
+    /// Whether requests without credentials are the anonymous user (else 401).
+    pub anonymous: bool,
+}
+
+/// Why the authenticator was not built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnSetupError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the token file is malformed.
+    #[error("{path}:{line}: {reason}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// The line number.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The client CA is not usable.
+    #[error("client CA: {0}")]
+    ClientCa(String),
+}
+
+/// The outcome of authenticating one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authn {
+    /// Who it is.
+    User(UserInfo),
+    /// Credentials were presented and are not valid (401); the reason is for the log only.
+    Invalid(String),
+    /// No credentials, and anonymous requests are not allowed (401).
+    Missing,
+}
+
+impl Authenticator {
+    /// An authenticator that lets everyone in as the anonymous user (the library default for
+    /// in-process tests with `AlwaysAllow`).
+    pub fn anonymous_only() -> Self {
+        Authenticator {
+            anonymous: true,
+            ..Default::default()
+        }
+    }
+
+    /// Trusts client certificates signed by the CA in `pem`.
+    pub fn with_client_ca(mut self, pem: &str) -> Result<Self, AuthnSetupError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in crate::tls::certs_from_pem(pem, "client CA")
+            .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?
+        {
+            roots
+                .add(c)
+                .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            crate::tls::provider(),
+        )
+        .build()
+        .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?;
+        self.client_ca = Some(verifier);
+        Ok(self)
+    }
+
+    /// Reads upstream's static token file: `token,user,uid[,"group1,group2"]` per line.
+    pub fn with_token_file(mut self, path: &Path) -> Result<Self, AuthnSetupError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthnSetupError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.tokens =
+            parse_token_file(&text).map_err(|(line, reason)| AuthnSetupError::TokenFile {
+                path: path.display().to_string(),
+                line,
+                reason,
+            })?;
+        Ok(self)
+    }
+
+    /// Adds one static token (tests and `cluster up`'s own credentials).
+    pub fn with_token(mut self, token: &str, user: UserInfo) -> Self {
+        self.tokens.insert(token.to_string(), user);
+        self
+    }
+
+    /// Authenticates by certificate or static token; `other_token` is asked about bearer
+    /// tokens the static file does not know (ServiceAccount and bootstrap tokens): `None` when
+    /// it does not recognize the token's form either.
+    pub fn authenticate(
+        &self,
+        peer: Option<&PeerCerts>,
+        headers: &HeaderMap,
+        other_token: impl FnOnce(&str) -> Option<Result<UserInfo, String>>,
+    ) -> Authn {
+        if let Some(certs) = peer.filter(|c| !c.0.is_empty()) {
+            return match self.user_of_certificate(&certs.0) {
+                Ok(u) => Authn::User(authenticated(u)),
+                Err(e) => Authn::Invalid(format!("client certificate: {e}")),
+            };
+        }
+        if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+            let Some(token) = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                return Authn::Invalid("malformed Authorization header".into());
+            };
+            if let Some(u) = self.tokens.get(token) {
+                return Authn::User(authenticated(u.clone()));
+            }
+            return match other_token(token) {
+                Some(Ok(u)) => Authn::User(authenticated(u)),
+                Some(Err(e)) => Authn::Invalid(e),
+                None => Authn::Invalid("unknown bearer token".into()),
+            };
+        }
+        if self.anonymous {
+            return Authn::User(UserInfo {
+                name: names::ANONYMOUS.into(),
+                groups: vec![names::UNAUTHENTICATED.into()],
+                ..Default::default()
+            });
+        }
+        Authn::Missing
+    }
+
+    fn user_of_certificate(&self, chain: &[CertificateDer<'static>]) -> Result<UserInfo, String> {
+        let verifier = self
+            .client_ca
+            .as_ref()
+            .ok_or("no client CA is configured")?;
+        let (leaf, intermediates) = chain.split_first().ok_or("empty chain")?;
+        verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map_err(|e| e.to_string())?;
+        let info = pki::info_der(leaf).map_err(|e| e.to_string())?;
+        if info.cn.is_empty() {
+            return Err("certificate without a common name".into());
+        }
+        Ok(UserInfo {
+            name: info.cn,
+            groups: info.orgs,
+            ..Default::default()
+        })
+    }
+}
+
+/// Every authenticated user is in `system:authenticated` (once).
+fn authenticated(mut u: UserInfo) -> UserInfo {
+    if !u.groups.iter().any(|g| g == names::AUTHENTICATED) {
+        u.groups.push(names::AUTHENTICATED.into());
+    }
+    u
+}
+
+/// Parses upstream's token CSV; errors name the 1-based line.
+fn parse_token_file(text: &str) -> Result<HashMap<String, UserInfo>, (usize, String)> {
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields = csv_fields(line);
+        if fields.len() < 3 {
+            return Err((i + 1, "want token,user,uid[,groups]".into()));
+        }
+        if fields[0].is_empty() || fields[1].is_empty() {
+            return Err((i + 1, "empty token or user".into()));
+        }
+        let groups = fields
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert(
+            fields[0].clone(),
+            UserInfo {
+                name: fields[1].clone(),
+                uid: fields[2].clone(),
+                groups,
+                ..Default::default()
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// One CSV line's fields (double quotes group commas, `""` is a quote).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().expect("one field").push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().expect("one field").push(c),
+        }
+    }
+    out.into_iter().map(|f| f.trim().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_and_user(cn: &str, org: &str) -> (String, PeerCerts) {
+        let ca = pki::Ca::generate("test-ca", 10).unwrap();
+        let kc = ca
+            .issue(&pki::Leaf {
+                cn: cn.into(),
+                orgs: vec![org.into()],
+                dns: vec![],
+                ips: vec![],
+                usage: pki::Usage::Client,
+                days: 1,
+            })
+            .unwrap();
+        let certs = crate::tls::certs_from_pem(&kc.cert_pem, "c").unwrap();
+        (ca.cert_pem, PeerCerts(Arc::new(certs)))
+    }
+
+    fn bearer(t: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn certificates_signed_by_the_client_ca_name_the_user_and_groups() {
+        let (ca, peer) = ca_and_user("alice", "dev");
+        let a = Authenticator::anonymous_only().with_client_ca(&ca).unwrap();
+        let got = a.authenticate(Some(&peer), &HeaderMap::new(), |_| None);
+        assert_eq!(
+            got,
+            Authn::User(UserInfo {
+                name: "alice".into(),
+                groups: vec!["dev".into(), "system:authenticated".into()],
+                ..Default::default()
+            })
+        );
+        // A certificate from another CA is refused, not anonymous.
+        let (other_ca, _) = ca_and_user("x", "y");
+        let b = Authenticator::anonymous_only()
+            .with_client_ca(&other_ca)
+            .unwrap();
+        assert!(matches!(
+            b.authenticate(Some(&peer), &HeaderMap::new(), |_| None),
+            Authn::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn tokens_anonymous_and_refusals() {
+        let file = "# comment\ns3cret,bob,42,\"ops,dev\"\nother,carol,7\n";
+        let t = parse_token_file(file).unwrap();
+        assert_eq!(t["s3cret"].groups, vec!["ops", "dev"]);
+        assert_eq!(t["other"].uid, "7");
+        assert_eq!(parse_token_file("a,b\n").unwrap_err().0, 1);
+        let a = Authenticator {
+            tokens: t,
+            anonymous: true,
+            ..Default::default()
+        };
+        let Authn::User(u) = a.authenticate(None, &bearer("s3cret"), |_| None) else {
+            panic!("token not accepted");
+        };
+        assert_eq!(u.name, "bob");
+        assert_eq!(u.groups, vec!["ops", "dev", "system:authenticated"]);
+        assert!(matches!(
+            a.authenticate(None, &bearer("wrong"), |_| None),
+            Authn::Invalid(_)
+        ));
+        let Authn::User(anon) = a.authenticate(None, &HeaderMap::new(), |_| None) else {
+            panic!("anonymous refused");
+        };
+        assert_eq!(anon.name, "system:anonymous");
+        assert_eq!(anon.groups, vec!["system:unauthenticated"]);
+        let strict = Authenticator::default();
+        assert_eq!(
+            strict.authenticate(None, &HeaderMap::new(), |_| None),
+            Authn::Missing
+        );
+        // Other token kinds are asked.
+        let via = a.authenticate(None, &bearer("eyJ.x.y"), |_| {
+            Some(Ok(UserInfo {
+                name: "system:serviceaccount:default:default".into(),
+                ..Default::default()
+            }))
+        });
+        assert!(matches!(via, Authn::User(u) if u.groups == vec!["system:authenticated"]));
+    }
+}
