@@ -19,6 +19,7 @@ pub mod objects;
 pub mod protobuf;
 pub mod render;
 pub mod request;
+pub mod sa_tokens;
 pub mod server;
 pub mod tls;
 pub mod watch;
