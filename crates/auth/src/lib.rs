@@ -5,6 +5,7 @@
 //! upstream's bootstrap policy ([`policy`]). The apiserver supplies the objects through
 //! [`rbac::RuleSource`]; nothing here knows HTTP or the store.
 
+pub mod node;
 pub mod policy;
 pub mod rbac;
 
@@ -68,6 +69,9 @@ pub struct Attributes {
     pub name: String,
     /// The request path (what non-resource rules match).
     pub path: String,
+    /// The field selector of a list or watch (`spec.nodeName=n1`), as upstream's
+    /// `GetFieldSelector` (the Node authorizer reads it).
+    pub field_selector: String,
 }
 
 /// An authorizer's answer (upstream's `authorizer.Decision`).

@@ -41,6 +41,11 @@ pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view
 /// The prefix of the controllers' roles.
 pub const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
 
+/// The static rules of `system:node`, which the Node authorizer applies beside its graph.
+pub fn node_rules() -> Vec<PolicyRule> {
+    component_roles::node_rules()
+}
+
 /// Every bootstrap ClusterRole: the general ones, then the controllers' (`system:controller:*`),
 /// each group sorted by name.
 pub fn cluster_roles() -> Vec<ClusterRole> {
