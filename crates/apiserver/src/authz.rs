@@ -83,7 +83,20 @@ pub fn attributes(method: &Method, path: &str, query: &Query, user: &UserInfo) -
         Method::DELETE => "delete",
         _ => "",
     };
+    // A list or watch of metadata.name=X is a request for X (upstream sets the name).
+    let field_selector = query.get("fieldSelector").unwrap_or("").to_string();
+    let mut name = name.to_string();
+    if name.is_empty() && (verb == "list" || verb == "watch") {
+        if let Some(n) = field_selector.split(',').find_map(|r| {
+            let r = r.trim();
+            r.strip_prefix("metadata.name==")
+                .or_else(|| r.strip_prefix("metadata.name="))
+        }) {
+            name = n.to_string();
+        }
+    }
     Attributes {
+        field_selector,
         user: user.clone(),
         verb: verb.to_string(),
         resource_request: true,
@@ -92,7 +105,7 @@ pub fn attributes(method: &Method, path: &str, query: &Query, user: &UserInfo) -
         api_version: version.to_string(),
         resource: resource.to_string(),
         subresource: subresource.to_string(),
-        name: name.to_string(),
+        name,
         path: path.to_string(),
     }
 }
@@ -216,6 +229,13 @@ mod tests {
             (a.verb.as_str(), a.resource.as_str(), a.subresource.as_str()),
             ("update", "namespaces", "finalize")
         );
+        let a = attrs(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets",
+            "watch=1&fieldSelector=metadata.name%3Ddb",
+        );
+        assert_eq!((a.verb.as_str(), a.name.as_str()), ("watch", "db"));
+        assert_eq!(a.field_selector, "metadata.name=db");
         let a = attrs(Method::GET, "/api/v1/nodes/n1/proxy/metrics", "");
         assert_eq!(
             (a.resource.as_str(), a.name.as_str(), a.subresource.as_str()),
