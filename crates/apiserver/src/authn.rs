@@ -6,21 +6,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use auth::{names, UserInfo};
+use daemon::tls::{ClientCa, PeerCerts};
 use http::HeaderMap;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::ClientCertVerifier;
-
-use crate::tls::PeerCerts;
+use rustls::pki_types::CertificateDer;
 
 /// How requests are authenticated (upstream's `--client-ca-file`, `--token-auth-file`,
 /// `--anonymous-auth`).
 #[derive(Default)]
 pub struct Authenticator {
     /// Verifies client certificate chains against the client CA.
-    client_ca: Option<Arc<dyn ClientCertVerifier>>,
+    client_ca: Option<ClientCa>,
     /// Static tokens.
     tokens: HashMap<String, UserInfo>,
     /// Whether requests without credentials are the anonymous user (else 401).
@@ -77,21 +74,8 @@ impl Authenticator {
 
     /// Trusts client certificates signed by the CA in `pem`.
     pub fn with_client_ca(mut self, pem: &str) -> Result<Self, AuthnSetupError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in crate::tls::certs_from_pem(pem, "client CA")
-            .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?
-        {
-            roots
-                .add(c)
-                .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?;
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            crate::tls::provider(),
-        )
-        .build()
-        .map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?;
-        self.client_ca = Some(verifier);
+        let ca = ClientCa::from_pem(pem).map_err(|e| AuthnSetupError::ClientCa(e.to_string()))?;
+        self.client_ca = Some(ca);
         Ok(self)
     }
 
@@ -164,21 +148,14 @@ impl Authenticator {
     }
 
     fn user_of_certificate(&self, chain: &[CertificateDer<'static>]) -> Result<UserInfo, String> {
-        let verifier = self
+        let ca = self
             .client_ca
             .as_ref()
             .ok_or("no client CA is configured")?;
-        let (leaf, intermediates) = chain.split_first().ok_or("empty chain")?;
-        verifier
-            .verify_client_cert(leaf, intermediates, UnixTime::now())
-            .map_err(|e| e.to_string())?;
-        let info = pki::info_der(leaf).map_err(|e| e.to_string())?;
-        if info.cn.is_empty() {
-            return Err("certificate without a common name".into());
-        }
+        let (name, groups) = ca.identity(chain)?;
         Ok(UserInfo {
-            name: info.cn,
-            groups: info.orgs,
+            name,
+            groups,
             ..Default::default()
         })
     }
@@ -252,6 +229,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn ca_and_user(cn: &str, org: &str) -> (String, PeerCerts) {
         let ca = pki::Ca::generate("test-ca", 10).unwrap();

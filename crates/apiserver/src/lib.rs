@@ -21,7 +21,8 @@ pub mod render;
 pub mod request;
 pub mod sa_tokens;
 pub mod server;
-pub mod tls;
+/// TLS serving, shared with the other daemons.
+pub use daemon::tls;
 pub mod watch;
 
 pub use server::{ApiServer, Config, Security};

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod leader;
 pub mod serve;
+pub mod tls;
 
 use std::time::Duration;
 

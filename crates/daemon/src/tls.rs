@@ -1,8 +1,8 @@
-//! Serving the API over TLS (rustls): the serving certificate, client certificates requested
-//! but not required (a client without one may still use a token or be anonymous), and the
-//! certificates a client presented handed to the request as [`PeerCerts`] for the x509
-//! authenticator, which checks them against the client CA. As upstream, a wrong or expired
-//! client certificate fails authentication (401), not the handshake.
+//! TLS for the daemons' APIs (rustls, aws-lc-rs): the serving certificate, client certificates
+//! requested but not required (a client without one may still use a token), the certificates
+//! a client presented handed to each request as [`PeerCerts`], and [`ClientCa`], which judges
+//! them: as upstream, a wrong or expired client certificate fails authentication (401), not the
+//! handshake. The apiserver and the kubelet API serve through it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -148,6 +148,54 @@ impl ClientCertVerifier for RequestClientCert {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Client certificates signed by a CA: who they name.
+#[derive(Clone)]
+pub struct ClientCa {
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCa")
+    }
+}
+
+impl ClientCa {
+    /// Trusts the CA certificates in `pem`.
+    pub fn from_pem(pem: &str) -> Result<ClientCa, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs_from_pem(pem, "client CA")? {
+            roots.add(c)?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| TlsError::Pem {
+            what: "client CA".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(ClientCa { verifier })
+    }
+
+    /// The (CN, O values) of a chain that verifies against the CA now (client auth usage).
+    pub fn identity(
+        &self,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<(String, Vec<String>), String> {
+        let (leaf, intermediates) = chain.split_first().ok_or("empty chain")?;
+        self.verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map_err(|e| e.to_string())?;
+        let info = pki::info_der(leaf).map_err(|e| e.to_string())?;
+        if info.cn.is_empty() {
+            return Err("certificate without a common name".into());
+        }
+        Ok((info.cn, info.orgs))
     }
 }
 
