@@ -48,6 +48,27 @@ pub async fn dial(
     tokio::net::TcpStream::from_std(std_stream)
 }
 
+/// A byte stream to a kubelet: TCP, or TLS over it.
+pub trait KubeletIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> KubeletIo for T {}
+
+/// Connects to the kubelet at `addr`: TLS with the apiserver's kubelet-client certificate
+/// when configured (as upstream always does), plain TCP for a plain test cluster.
+async fn connect(srv: &ApiServer, addr: SocketAddr) -> Result<Box<dyn KubeletIo>, ApiError> {
+    let tcp = dial(addr, srv.config.kubelet_netns.clone())
+        .await
+        .map_err(|e| unreachable(addr, e))?;
+    let Some(tls) = &srv.config.kubelet_tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| unreachable(addr, e))?;
+    Ok(Box::new(stream))
+}
+
 /// The container a request means: the `container` parameter, or the only container.
 fn container_of(pod: &Value, query: &Query) -> Result<String, ApiError> {
     let name = pod
@@ -180,9 +201,7 @@ fn kubelet_path(what: &str, pod: &Value, container: Option<&str>, query: &Query)
 pub async fn logs(srv: &Arc<ApiServer>, pod: &Value, query: &Query) -> Result<Response, ApiError> {
     let container = container_of(pod, query)?;
     let addr = kubelet_of(srv, pod).await?;
-    let stream = dial(addr, srv.config.kubelet_netns.clone())
-        .await
-        .map_err(|e| unreachable(addr, e))?;
+    let stream = connect(srv, addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable(addr, e))?;
@@ -299,9 +318,7 @@ async fn splice_upgrade(
         )));
     };
     let addr = kubelet_of(srv, pod).await?;
-    let stream = dial(addr, srv.config.kubelet_netns.clone())
-        .await
-        .map_err(|e| unreachable(addr, e))?;
+    let stream = connect(srv, addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable(addr, e))?;

@@ -92,7 +92,19 @@ struct Flags {
     /// Authorizers, in order: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     authorization_mode: Vec<apiserver::authz::Mode>,
-    /// Serve plain HTTP, without TLS (only on a loopback --listen address; tests).
+    /// The apiserver's client certificate towards kubelets (default with --cert-dir: its
+    /// apiserver-kubelet-client certificate).
+    #[arg(long, requires = "kubelet_client_key")]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// Its key.
+    #[arg(long, requires = "kubelet_client_certificate")]
+    kubelet_client_key: Option<PathBuf>,
+    /// The CA of kubelets' serving certificates; without it they are not verified (upstream's
+    /// default too: kubelets often serve self-signed certificates).
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
+    /// Serve plain HTTP, without TLS (only on a loopback --listen address), and dial kubelets
+    /// over plain HTTP: a test cluster whose kubelets run with --insecure-plain-http.
     #[arg(long)]
     insecure_plain_http: bool,
     /// Log verbosity as the Kubernetes components: 0-1 info, 2-4 debug (every request), 5+ trace.
@@ -249,6 +261,33 @@ fn tls_material(flags: &Flags, config: &Config) -> anyhow::Result<TlsMaterial> {
     })
 }
 
+/// TLS towards kubelets: the kubelet-client certificate given, or the server's own; their
+/// serving certificates verified against --kubelet-certificate-authority when given.
+fn kubelet_tls(flags: &Flags, tls: &TlsMaterial) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let client = match (&flags.kubelet_client_certificate, &flags.kubelet_client_key) {
+        (Some(c), Some(k)) => Some(pki::KeyCert {
+            cert_pem: read(c)?,
+            key_pem: read(k)?,
+        }),
+        _ => tls
+            .own
+            .as_ref()
+            .map(|own| own.component(pki::Component::ApiserverKubeletClient))
+            .transpose()?,
+    };
+    let roots = flags
+        .kubelet_certificate_authority
+        .as_deref()
+        .map(read)
+        .transpose()?;
+    Ok(apiserver::tls::client_config(
+        roots.as_deref(),
+        client
+            .as_ref()
+            .map(|k| (k.cert_pem.as_str(), k.key_pem.as_str())),
+    )?)
+}
+
 /// The authenticator and authorizers of the flags.
 fn security(flags: &Flags, tls: Option<&TlsMaterial>) -> anyhow::Result<apiserver::Security> {
     let mut authn = apiserver::authn::Authenticator::default();
@@ -304,13 +343,14 @@ async fn main() -> anyhow::Result<()> {
         flags.advertise_address.unwrap_or(flags.listen.ip()),
         flags.listen.port(),
     );
-    let config = Config {
+    let mut config = Config {
         advertise,
         service_cluster_ip_range: flags.service_cluster_ip_range,
         service_node_port_range: ports,
         bookmark_interval: Duration::from_secs(flags.bookmark_interval_seconds.max(1)),
         compaction_interval: Duration::from_secs(flags.compaction_interval_seconds.max(1)),
         kubelet_netns: flags.kubelet_netns.clone(),
+        kubelet_tls: None,
         default_not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
     };
@@ -327,6 +367,9 @@ async fn main() -> anyhow::Result<()> {
         Some(tls_material(&flags, &config)?)
     };
     let security = security(&flags, tls.as_ref())?;
+    if let Some(t) = &tls {
+        config.kubelet_tls = Some(kubelet_tls(&flags, t)?);
+    }
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
         .with_context(|| format!("listening on {}", flags.listen))?;
@@ -344,14 +387,13 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, %scheme, modes = ?flags.authorization_mode, "mini-apiserver serving");
     let router = srv.router();
     let server_config = match &tls {
-        Some(t) => Some(
-            apiserver::tls::server_config(
-                &t.serving.cert_pem,
-                &t.serving.key_pem,
-                Some(&t.client_ca),
+        Some(t) => {
+            let ca = apiserver::tls::ClientCa::from_pem(&t.client_ca).context("client CA")?;
+            Some(
+                apiserver::tls::server_config(&t.serving.cert_pem, &t.serving.key_pem, Some(&ca))
+                    .context("TLS configuration")?,
             )
-            .context("TLS configuration")?,
-        ),
+        }
         None => None,
     };
     if let (Some(addr), Some(netns)) = (flags.node_listen, flags.kubelet_netns.clone()) {

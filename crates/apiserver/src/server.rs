@@ -40,6 +40,10 @@ pub struct Config {
     /// Network namespace kubelets are dialed from (a local lab cluster whose nodes live in
     /// namespaces); None: this process's own.
     pub kubelet_netns: Option<std::path::PathBuf>,
+    /// TLS towards kubelets (the apiserver's kubelet-client certificate, and the CA of their
+    /// serving certificates when one is given); None dials them over plain HTTP (a test
+    /// cluster whose kubelets serve plain).
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
     /// tolerationSeconds of the not-ready NoExecute toleration added to every pod.
     pub default_not_ready_toleration_seconds: i64,
     /// tolerationSeconds of the unreachable NoExecute toleration added to every pod.
@@ -55,6 +59,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(60),
             compaction_interval: Duration::from_secs(300),
             kubelet_netns: None,
+            kubelet_tls: None,
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
         }

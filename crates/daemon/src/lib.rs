@@ -69,6 +69,11 @@ pub fn init_tracing(v: u8) {
 /// A client from `--kubeconfig` or, without one, the default configuration (in-cluster,
 /// $KUBECONFIG, ~/.kube/config).
 pub async fn client_from(path: Option<&std::path::Path>) -> Result<kube::Client> {
+    Ok(kube::Client::try_from(config_from(path).await?)?)
+}
+
+/// The client configuration [`client_from`] builds (its CA, for one, is the cluster's).
+pub async fn config_from(path: Option<&std::path::Path>) -> Result<kube::Config> {
     let bad = |message: String| Error::Kubeconfig {
         path: path.map(|p| p.display().to_string()).unwrap_or_default(),
         message,
@@ -84,7 +89,7 @@ pub async fn client_from(path: Option<&std::path::Path>) -> Result<kube::Client>
             .await
             .map_err(|e| bad(e.to_string()))?,
     };
-    Ok(kube::Client::try_from(cfg)?)
+    Ok(cfg)
 }
 
 /// hostname_pid, the default leader-election identity.

@@ -59,11 +59,11 @@ pub fn certs_from_pem(pem: &str, what: &str) -> Result<Vec<CertificateDer<'stati
 }
 
 /// A server configuration for the serving certificate chain and key (PEM), asking clients for
-/// a certificate signed by `client_ca` (PEM) without requiring one.
+/// a certificate signed by `client_ca` without requiring one.
 pub fn server_config(
     cert_pem: &str,
     key_pem: &str,
-    client_ca: Option<&str>,
+    client_ca: Option<&ClientCa>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
     let chain = certs_from_pem(cert_pem, "serving certificate")?;
@@ -75,10 +75,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?;
     let mut config = match client_ca {
         Some(ca) => {
-            let hints = certs_from_pem(ca, "client CA")?
-                .iter()
-                .filter_map(subject_of)
-                .collect();
+            let hints = ca.certs.iter().filter_map(subject_of).collect();
             builder
                 .with_client_cert_verifier(Arc::new(RequestClientCert { provider, hints }))
                 .with_single_cert(chain, key)?
@@ -155,6 +152,7 @@ impl ClientCertVerifier for RequestClientCert {
 #[derive(Clone)]
 pub struct ClientCa {
     verifier: Arc<dyn ClientCertVerifier>,
+    certs: Vec<CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for ClientCa {
@@ -166,9 +164,22 @@ impl std::fmt::Debug for ClientCa {
 impl ClientCa {
     /// Trusts the CA certificates in `pem`.
     pub fn from_pem(pem: &str) -> Result<ClientCa, TlsError> {
+        ClientCa::from_certs(certs_from_pem(pem, "client CA")?)
+    }
+
+    /// Trusts the CA certificates given as DER (a kubeconfig's `certificate-authority-data`).
+    pub fn from_der(ders: &[Vec<u8>]) -> Result<ClientCa, TlsError> {
+        ClientCa::from_certs(
+            ders.iter()
+                .map(|d| CertificateDer::from(d.clone()))
+                .collect(),
+        )
+    }
+
+    fn from_certs(certs: Vec<CertificateDer<'static>>) -> Result<ClientCa, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
-        for c in certs_from_pem(pem, "client CA")? {
-            roots.add(c)?;
+        for c in &certs {
+            roots.add(c.clone())?;
         }
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
@@ -179,7 +190,7 @@ impl ClientCa {
             what: "client CA".into(),
             reason: e.to_string(),
         })?;
-        Ok(ClientCa { verifier })
+        Ok(ClientCa { verifier, certs })
     }
 
     /// The (CN, O values) of a chain that verifies against the CA now (client auth usage).
@@ -196,6 +207,88 @@ impl ClientCa {
             return Err("certificate without a common name".into());
         }
         Ok((info.cn, info.orgs))
+    }
+}
+
+/// A client configuration trusting the CA certificates in `roots` (PEM), or, without roots,
+/// any server certificate (upstream's HTTPS probes, and the apiserver towards kubelets without
+/// --kubelet-certificate-authority); with `client`, presenting that certificate and key.
+pub fn client_config(
+    roots: Option<&str>,
+    client: Option<(&str, &str)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match roots {
+        Some(pem) => {
+            let mut store = rustls::RootCertStore::empty();
+            for c in certs_from_pem(pem, "server CA")? {
+                store.add(c)?;
+            }
+            builder.with_root_certificates(store)
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider))),
+    };
+    let config = match client {
+        Some((cert, key)) => builder.with_client_auth_cert(
+            certs_from_pem(cert, "client certificate")?,
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| TlsError::Pem {
+                what: "client key".into(),
+                reason: e.to_string(),
+            })?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts every server certificate; the handshake's signatures are still checked with the
+/// provider's algorithms, so the connection itself is sound.
+#[derive(Debug)]
+struct AnyServerCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

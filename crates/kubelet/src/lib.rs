@@ -8,6 +8,7 @@
 //! and [`resources`] modules.
 
 pub mod admission;
+pub mod auth;
 pub mod backoff;
 pub mod claims;
 pub mod cri;

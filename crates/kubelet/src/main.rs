@@ -53,6 +53,31 @@ struct Args {
     /// Address the kubelet API listens on (default: the node IP).
     #[arg(long)]
     address: Option<std::net::IpAddr>,
+    /// The kubelet API's serving certificate (PEM); without it (and its key) the kubelet makes
+    /// a self-signed one in <root-dir>/pki, as upstream's kubelet does.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Callers presenting a certificate signed by this CA are its CN (the apiserver's
+    /// kubelet-client certificate); default: the CA of --kubeconfig.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Requests without credentials are system:anonymous (then authorized like anyone);
+    /// false makes them 401.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    /// Bearer tokens are checked with the apiserver (TokenReview).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    authentication_token_webhook: bool,
+    /// Webhook asks the apiserver (SubjectAccessReview on nodes/proxy, nodes/log, ...);
+    /// AlwaysAllow lets every authenticated caller in.
+    #[arg(long, value_enum, default_value = "webhook")]
+    authorization_mode: kubelet::auth::AuthzMode,
+    /// Serve the kubelet API as plain, unauthenticated HTTP (tests of a cluster without TLS).
+    #[arg(long)]
+    insecure_plain_http: bool,
     /// Port of /healthz and /metrics (0: any free port).
     #[arg(long, default_value_t = 10248)]
     healthz_port: u16,
@@ -94,6 +119,49 @@ fn default_runtime_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("minirun"))
 }
 
+/// TLS and the guard of the kubelet API.
+fn api_security(
+    args: &Args,
+    node_name: &str,
+    cluster_ca: Option<&[Vec<u8>]>,
+    client: kube::Client,
+) -> anyhow::Result<kubelet::server::Serving> {
+    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(c), Some(k)) => pki::KeyCert {
+            cert_pem: std::fs::read_to_string(c)
+                .with_context(|| format!("reading {}", c.display()))?,
+            key_pem: std::fs::read_to_string(k)
+                .with_context(|| format!("reading {}", k.display()))?,
+        },
+        _ => pki::self_signed_serving(
+            &args.root_dir.join("pki"),
+            node_name,
+            &[std::net::IpAddr::V4(args.node_ip)],
+        )
+        .context("the kubelet's self-signed serving certificate")?,
+    };
+    let client_ca = match (&args.client_ca_file, cluster_ca) {
+        (Some(p), _) => Some(daemon::tls::ClientCa::from_pem(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?),
+        (None, Some(ders)) => Some(daemon::tls::ClientCa::from_der(ders)?),
+        (None, None) => None,
+    };
+    let tls = daemon::tls::server_config(&serving.cert_pem, &serving.key_pem, client_ca.as_ref())?;
+    let auth = kubelet::auth::KubeletAuth::new(
+        node_name,
+        client_ca,
+        args.anonymous_auth,
+        args.authentication_token_webhook,
+        args.authorization_mode,
+        client,
+    );
+    Ok(kubelet::server::Serving {
+        tls: Some(tls),
+        auth: Some(Arc::new(auth)),
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // State files are private; what containers read (volumes, pod files) gets its mode
@@ -118,9 +186,11 @@ async fn main() -> anyhow::Result<()> {
             std::fs::set_permissions(&args.root_dir, std::fs::Permissions::from_mode(0o700))
         })
         .with_context(|| format!("creating {}", args.root_dir.display()))?;
-    let client = daemon::client_from(args.common.kubeconfig.as_deref())
+    let client_config = daemon::config_from(args.common.kubeconfig.as_deref())
         .await
-        .context("building the apiserver client")?;
+        .context("reading the kubeconfig")?;
+    let cluster_ca = client_config.root_cert.clone();
+    let client = kube::Client::try_from(client_config).context("building the apiserver client")?;
     let runtime_root = args
         .runtime_root
         .clone()
@@ -201,12 +271,18 @@ async fn main() -> anyhow::Result<()> {
         args.address.unwrap_or(std::net::IpAddr::V4(args.node_ip)),
         args.port,
     );
+    let serving = if args.insecure_plain_http {
+        kubelet::server::Serving::default()
+    } else {
+        api_security(&args, &node_name, cluster_ca.as_deref(), client.clone())?
+    };
     let (addr, _api) = kubelet::server::serve(
         api_addr,
         kubelet::server::ApiState {
             pods: table.clone(),
             runtime: runtime.clone(),
         },
+        serving,
     )
     .await
     .with_context(|| format!("serving the kubelet API on {api_addr}"))?;

@@ -116,19 +116,44 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// How the kubelet API is served: TLS (with the client certificates it asks for) and who may
+/// call it; both None serves plain and open (tests of the handlers).
+#[derive(Default)]
+pub struct Serving {
+    /// The TLS configuration.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Authentication and authorization of every request.
+    pub auth: Option<std::sync::Arc<crate::auth::KubeletAuth>>,
+}
+
 /// Serves the kubelet API on `addr` in the background.
 pub async fn serve(
     addr: SocketAddr,
     state: ApiState,
+    serving: Serving,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(state);
-    let h = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "kubelet API stopped");
-        }
-    });
+    let mut app = router(state);
+    if let Some(auth) = serving.auth {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::guard,
+        ));
+    }
+    let h = match serving.tls {
+        Some(tls) => tokio::spawn(daemon::tls::serve(
+            listener,
+            app,
+            tls,
+            std::future::pending(),
+        )),
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "kubelet API stopped");
+            }
+        }),
+    };
     Ok((local, h))
 }
 

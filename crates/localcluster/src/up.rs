@@ -256,6 +256,7 @@ impl Launch {
             let netns_path = PathBuf::from("/run/netns").join(&node.netns);
             let mut kubelet = nsenter(&netns_path, &self.state.bin_dir.join("mini-kubelet"));
             kubelet
+                .arg("--insecure-plain-http")
                 .arg("--kubeconfig")
                 .arg(&self.state.node_kubeconfig)
                 .arg("--node-name")

@@ -308,6 +308,41 @@ pub fn ca_cert_hash(ca_pem: &str) -> Result<String> {
     ))
 }
 
+/// A serving certificate signed by a CA of its own, kept in `dir` (`serving.crt`/`.key` and
+/// `serving-ca.crt`) and remade when it lacks `name` or an address of `ips` or nears its end:
+/// what upstream's kubelet does when it is given no certificate.
+pub fn self_signed_serving(dir: &Path, name: &str, ips: &[IpAddr]) -> Result<KeyCert> {
+    let (crt, key) = (dir.join("serving.crt"), dir.join("serving.key"));
+    if let (Ok(c), Ok(k)) = (std::fs::read_to_string(&crt), std::fs::read_to_string(&key)) {
+        if let Ok(i) = info(&c) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let fresh = i.not_after - now > RENEW_DAYS * 86400;
+            if fresh && i.dns.iter().any(|d| d == name) && ips.iter().all(|a| i.ips.contains(a)) {
+                return Ok(KeyCert {
+                    cert_pem: c,
+                    key_pem: k,
+                });
+            }
+        }
+    }
+    let ca = Ca::generate(&format!("{name}-ca"), LEAF_DAYS)?;
+    let kc = ca.issue(&Leaf {
+        cn: name.to_string(),
+        orgs: vec![],
+        dns: vec![name.to_string()],
+        ips: ips.to_vec(),
+        usage: Usage::Server,
+        days: LEAF_DAYS,
+    })?;
+    write_private(&dir.join("serving-ca.crt"), ca.cert_pem.as_bytes())?;
+    write_private(&key, kc.key_pem.as_bytes())?;
+    write_private(&crt, kc.cert_pem.as_bytes())?;
+    Ok(kc)
+}
+
 /// Writes `data` to `path` readable by its owner only (0600), replacing it atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;

@@ -208,6 +208,7 @@ impl Cluster {
         c.arg(format!("--net={}", lab_node.ns.path().display()))
             .arg("--")
             .arg(bins.join("mini-kubelet"))
+            .arg("--insecure-plain-http")
             .arg("--kubeconfig")
             .arg(&self.node_kubeconfig)
             .arg("--node-name")
