@@ -17,6 +17,7 @@ pub mod kubelet_proxy;
 pub mod metrics;
 pub mod objects;
 pub mod protobuf;
+pub mod rbac_index;
 pub mod render;
 pub mod request;
 pub mod sa_tokens;

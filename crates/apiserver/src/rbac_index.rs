@@ -1,0 +1,150 @@
+//! The RBAC objects the authorizer reads, kept in memory from the watch cache (upstream's
+//! informer-backed listers): every Role, ClusterRole, RoleBinding and ClusterRoleBinding,
+//! updated by one subscription per resource and read synchronously on every request through
+//! [`auth::rbac::RuleSource`]. Like upstream's, it is eventually consistent: a binding created a
+//! moment ago may take a few milliseconds to count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use auth::rbac::RuleSource;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::cache::{CacheEvent, EventType, WatchCache};
+
+#[derive(Default)]
+struct Maps {
+    cluster_roles: HashMap<String, ClusterRole>,
+    roles: HashMap<(String, String), Role>,
+    cluster_role_bindings: BTreeMap<String, ClusterRoleBinding>,
+    role_bindings: HashMap<String, BTreeMap<String, RoleBinding>>,
+}
+
+/// The in-memory RBAC objects.
+#[derive(Default)]
+pub struct RbacIndex {
+    maps: RwLock<Maps>,
+}
+
+fn ns_name(v: &Value) -> (String, String) {
+    let get = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    (get("/metadata/namespace"), get("/metadata/name"))
+}
+
+impl RbacIndex {
+    /// An index fed by `cache` from now on (its current objects first).
+    pub fn start(cache: &Arc<WatchCache>) -> Arc<RbacIndex> {
+        let index = Arc::new(RbacIndex::default());
+        for plural in [
+            "roles",
+            "clusterroles",
+            "rolebindings",
+            "clusterrolebindings",
+        ] {
+            let Some(r) = api::registry::find("rbac.authorization.k8s.io", "v1", plural) else {
+                tracing::warn!(
+                    plural,
+                    "RBAC resource not served: the index leaves it empty"
+                );
+                continue;
+            };
+            let rc = cache.resource(r);
+            let cache = cache.clone();
+            let index = index.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(mut sub) = rc.subscribe(cache.revision(), true).await else {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    index.clear(plural);
+                    for ev in sub.backlog.drain(..) {
+                        index.apply(plural, &ev);
+                    }
+                    loop {
+                        match sub.live.recv().await {
+                            Ok(ev) => index.apply(plural, &ev),
+                            // Fell behind: start again from the current objects.
+                            Err(RecvError::Lagged(_)) => break,
+                            Err(RecvError::Closed) => return,
+                        }
+                    }
+                }
+            });
+        }
+        index
+    }
+
+    fn clear(&self, plural: &str) {
+        let Ok(mut m) = self.maps.write() else { return };
+        match plural {
+            "roles" => m.roles.clear(),
+            "clusterroles" => m.cluster_roles.clear(),
+            "rolebindings" => m.role_bindings.clear(),
+            _ => m.cluster_role_bindings.clear(),
+        }
+    }
+
+    fn apply(&self, plural: &str, ev: &CacheEvent) {
+        let deleted = ev.kind == EventType::Deleted;
+        let obj: &Value = &ev.object;
+        let (ns, name) = ns_name(obj);
+        let Ok(mut m) = self.maps.write() else { return };
+        macro_rules! put {
+            ($map:expr, $key:expr, $ty:ty) => {
+                if deleted {
+                    $map.remove(&$key);
+                } else if let Ok(o) = serde_json::from_value::<$ty>(obj.clone()) {
+                    $map.insert($key, o);
+                }
+            };
+        }
+        match plural {
+            "roles" => put!(m.roles, (ns, name), Role),
+            "clusterroles" => put!(m.cluster_roles, name, ClusterRole),
+            "clusterrolebindings" => put!(m.cluster_role_bindings, name, ClusterRoleBinding),
+            _ => {
+                let per_ns = m.role_bindings.entry(ns).or_default();
+                put!(per_ns, name, RoleBinding)
+            }
+        }
+    }
+}
+
+impl RuleSource for RbacIndex {
+    fn cluster_role(&self, name: &str) -> Option<ClusterRole> {
+        self.maps.read().ok()?.cluster_roles.get(name).cloned()
+    }
+    fn role(&self, namespace: &str, name: &str) -> Option<Role> {
+        self.maps
+            .read()
+            .ok()?
+            .roles
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+        self.maps
+            .read()
+            .map(|m| m.cluster_role_bindings.values().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+        self.maps
+            .read()
+            .map(|m| {
+                m.role_bindings
+                    .get(namespace)
+                    .map(|b| b.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+}
