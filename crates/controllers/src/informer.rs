@@ -23,6 +23,7 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     api: Api<K>,
+    config: watcher::Config,
     store: Store<K>,
     writer: Mutex<Option<Writer<K>>>,
     handlers: Arc<Mutex<Vec<Handler<K>>>>,
@@ -37,10 +38,16 @@ where
 {
     /// An informer over `api` (all namespaces or one).
     pub fn new(api: Api<K>) -> Arc<Self> {
+        Informer::with_config(api, watcher::Config::default())
+    }
+
+    /// An informer over the objects of `api` that `config` selects (labels, fields).
+    pub fn with_config(api: Api<K>, config: watcher::Config) -> Arc<Self> {
         let writer = Writer::default();
         let store = writer.as_reader();
         Arc::new(Informer {
             api,
+            config,
             store,
             writer: Mutex::new(Some(writer)),
             handlers: Arc::new(Mutex::new(Vec::new())),
@@ -68,11 +75,12 @@ where
     pub fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let mut writer = self.writer.lock().unwrap().take()?;
         let api = self.api.clone();
+        let config = self.config.clone();
         let store = self.store.clone();
         let handlers = Arc::clone(&self.handlers);
         let synced = self.synced.clone();
         Some(tokio::spawn(async move {
-            let stream = watcher(api).default_backoff();
+            let stream = watcher(api, config).default_backoff();
             futures::pin_mut!(stream);
             while let Some(ev) = stream.next().await {
                 let ev = match ev {
@@ -131,9 +139,12 @@ where
     }
 }
 
-fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
+fn watcher<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    watcher::watcher(api, watcher::Config::default().any_semantic())
+    watcher::watcher(api, config.any_semantic())
 }

@@ -1,6 +1,7 @@
 //! mini-controller-manager as a library: shared informers, work queues, events, leader election
 //! and one module per controller. The binary in `main.rs` wires flags to [`manager::run`].
 
+pub mod clusterroleaggregation;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -14,6 +15,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod util;
 

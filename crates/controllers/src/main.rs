@@ -33,15 +33,29 @@ struct Args {
     /// Port of /healthz and /metrics (0: any free port).
     #[arg(long, default_value_t = 10257)]
     secure_port: u16,
+    /// The cluster CA (PEM) published in every namespace as the ConfigMap kube-root-ca.crt
+    /// (default: the CA of --kubeconfig).
+    #[arg(long)]
+    root_ca_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     daemon::init_tracing(args.common.verbosity);
-    let client = daemon::client_from(args.common.kubeconfig.as_deref())
+    let client_config = daemon::config_from(args.common.kubeconfig.as_deref())
         .await
-        .context("building the apiserver client")?;
+        .context("reading the kubeconfig")?;
+    let root_ca = match &args.root_ca_file {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => client_config
+            .root_cert
+            .as_ref()
+            .map(|ders| pki::der_to_pem(ders)),
+    };
+    let client = kube::Client::try_from(client_config).context("building the apiserver client")?;
     let (addr, _srv) = daemon::serve::serve(SocketAddr::new(args.bind_address, args.secure_port))
         .await
         .context("serving /healthz and /metrics")?;
@@ -50,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr,
         node_monitor_grace_period: args.node_monitor_grace_period,
         pod_eviction_timeout: args.pod_eviction_timeout,
+        root_ca,
         ..Config::default()
     };
     daemon::run_elected(

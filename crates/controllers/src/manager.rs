@@ -7,8 +7,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::Api;
 use kube::Client;
 
@@ -22,6 +23,8 @@ pub struct Config {
     pub pod_eviction_timeout: Duration,
     pub node_monitor_period: Duration,
     pub workers: usize,
+    /// The cluster CA (PEM) published as `kube-root-ca.crt` in every namespace.
+    pub root_ca: Option<String>,
 }
 
 impl Default for Config {
@@ -32,6 +35,7 @@ impl Default for Config {
             pod_eviction_timeout: Duration::from_secs(300),
             node_monitor_period: Duration::from_secs(5),
             workers: 4,
+            root_ca: None,
         }
     }
 }
@@ -49,6 +53,10 @@ pub struct Informers {
     pub statefulsets: Arc<Informer<StatefulSet>>,
     pub jobs: Arc<Informer<Job>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub serviceaccounts: Arc<Informer<ServiceAccount>>,
+    /// Only the `kube-root-ca.crt` ConfigMaps.
+    pub root_ca_configmaps: Arc<Informer<ConfigMap>>,
+    pub clusterroles: Arc<Informer<ClusterRole>>,
 }
 
 impl Informers {
@@ -66,6 +74,15 @@ impl Informers {
             statefulsets: Informer::new(Api::all(client.clone())),
             jobs: Informer::new(Api::all(client.clone())),
             daemonsets: Informer::new(Api::all(client.clone())),
+            serviceaccounts: Informer::new(Api::all(client.clone())),
+            root_ca_configmaps: Informer::with_config(
+                Api::all(client.clone()),
+                kube::runtime::watcher::Config::default().fields(&format!(
+                    "metadata.name={}",
+                    crate::serviceaccounts::ROOT_CA_CONFIGMAP
+                )),
+            ),
+            clusterroles: Informer::new(Api::all(client.clone())),
         }
     }
 
@@ -82,6 +99,9 @@ impl Informers {
             self.statefulsets.start(),
             self.jobs.start(),
             self.daemonsets.start(),
+            self.serviceaccounts.start(),
+            self.root_ca_configmaps.start(),
+            self.clusterroles.start(),
         ]
         .into_iter()
         .flatten()
@@ -137,7 +157,20 @@ pub async fn run_controllers(client: Client, cfg: Config) {
         inf.pods.clone(),
         inf.node_leases.clone(),
     );
+    let nsd = crate::serviceaccounts::NamespaceDefaults::new(
+        client.clone(),
+        inf.namespaces.clone(),
+        &inf.serviceaccounts,
+        &inf.root_ca_configmaps,
+        cfg.root_ca.clone(),
+    );
+    let cra = crate::clusterroleaggregation::ClusterRoleAggregation::new(
+        client.clone(),
+        inf.clusterroles.clone(),
+    );
     let mut tasks = inf.start();
+    tasks.push(tokio::spawn(nsd.run(2)));
+    tasks.push(tokio::spawn(cra.run(1)));
     let w = cfg.workers;
     tasks.push(tokio::spawn(rs.run(w)));
     tasks.push(tokio::spawn(dc.run(w)));

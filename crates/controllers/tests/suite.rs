@@ -1328,3 +1328,61 @@ async fn progress_deadline_exceeded_ends_kubectl_rollout_status() {
         ("False", Some("ProgressDeadlineExceeded"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_gets_its_default_serviceaccount_and_the_root_ca() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+    let srv = TestServer::start().await;
+    let client = srv.client();
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let _t = Tasks(vec![start_controllers_with(
+        client.clone(),
+        controllers::manager::Config {
+            root_ca: Some(ca.into()),
+            ..Default::default()
+        },
+    )]);
+    let nsapi: Api<Namespace> = Api::all(client.clone());
+    nsapi
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let ca_in = |cms: Api<ConfigMap>| async move {
+        let cm = cms.get_opt("kube-root-ca.crt").await.ok()??;
+        (cm.data?.get("ca.crt")? == ca).then_some(())
+    };
+    wait_for("the default ServiceAccount", T, || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await;
+    wait_for("kube-root-ca.crt", T, || ca_in(cms.clone())).await;
+    // Also in the namespaces that existed before.
+    let sys: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    wait_for("kube-root-ca.crt in kube-system", T, || ca_in(sys.clone())).await;
+    // Deleted or changed, both come back.
+    accounts
+        .delete("default", &Default::default())
+        .await
+        .unwrap();
+    cms.delete("kube-root-ca.crt", &Default::default())
+        .await
+        .unwrap();
+    wait_for("the default ServiceAccount again", T, || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await;
+    wait_for("kube-root-ca.crt again", T, || ca_in(cms.clone())).await;
+    let mut cm = cms.get("kube-root-ca.crt").await.unwrap();
+    cm.data = Some([("ca.crt".to_string(), "tampered".to_string())].into());
+    cms.replace("kube-root-ca.crt", &PostParams::default(), &cm)
+        .await
+        .unwrap();
+    wait_for("kube-root-ca.crt restored", T, || ca_in(cms.clone())).await;
+}

@@ -274,6 +274,22 @@ fn parse(pem: &str, what: &str) -> Result<Vec<u8>> {
     Ok(p.contents)
 }
 
+/// PEM text of DER certificates (a kubeconfig's CA data back into a CA file).
+pub fn der_to_pem(ders: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for d in ders {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(d);
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
 /// Reads the identity and validity of a PEM certificate.
 pub fn info(pem: &str) -> Result<CertInfo> {
     info_der(&parse(pem, "certificate")?)
@@ -417,6 +433,11 @@ mod tests {
             })
             .unwrap();
         assert!(ca_cert_hash(&ca.cert_pem).unwrap().starts_with("sha256:"));
+        let der = pem_to_der(&ca.cert_pem, "ca").unwrap();
+        assert_eq!(
+            info(&der_to_pem(&[der])).unwrap(),
+            info(&ca.cert_pem).unwrap()
+        );
         assert_eq!(ca_cert_hash(&ca.cert_pem).unwrap().len(), 7 + 64);
     }
 
