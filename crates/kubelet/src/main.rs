@@ -261,8 +261,8 @@ async fn main() -> anyhow::Result<()> {
         network: net_rx,
         probes: Arc::new(ProbeStates::default()),
         services: informers.services.clone(),
-        config_maps: informers.config_maps.clone(),
-        secrets: informers.secrets.clone(),
+        objects: Arc::new(kubelet::objects::ObjectCache::new(client.clone())),
+        tokens: Arc::new(kubelet::tokens::TokenManager::new(client.clone())),
         mounter: Arc::new(SystemMounter),
         recorder: daemon::events::Recorder::new(client.clone(), "kubelet").with_host(&node_name),
     });

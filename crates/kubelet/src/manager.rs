@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -59,10 +59,6 @@ where
 pub struct Informers {
     /// Services (all namespaces).
     pub services: Store<Service>,
-    /// ConfigMaps (all namespaces).
-    pub config_maps: Store<ConfigMap>,
-    /// Secrets (all namespaces).
-    pub secrets: Store<Secret>,
     /// Nodes (for host-gw routes).
     pub nodes: Store<Node>,
 }
@@ -72,8 +68,6 @@ impl Informers {
     pub fn start(client: &Client) -> Informers {
         Informers {
             services: reflect(Api::all(client.clone()), watcher::Config::default()),
-            config_maps: reflect(Api::all(client.clone()), watcher::Config::default()),
-            secrets: reflect(Api::all(client.clone()), watcher::Config::default()),
             nodes: reflect(Api::all(client.clone()), watcher::Config::default()),
         }
     }

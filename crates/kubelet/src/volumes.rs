@@ -127,6 +127,33 @@ pub struct VolumeSources {
     pub host_ip: String,
     /// The pod's IP.
     pub pod_ip: String,
+    /// ServiceAccount tokens of projected volumes, by [`token_key`].
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// The key of a projected ServiceAccount token in [`VolumeSources::tokens`].
+pub fn token_key(audience: Option<&str>, expiration: i64) -> String {
+    format!("{}|{expiration}", audience.unwrap_or(""))
+}
+
+/// The (audience, expirationSeconds) of every projected ServiceAccount token the pod mounts;
+/// the default lifetime is upstream's 3600 s.
+pub fn token_requests(pod: &Pod) -> Vec<(Option<String>, i64)> {
+    let mut out = Vec::new();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        for s in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(t) = &s.service_account_token {
+                let want = (
+                    t.audience.clone().filter(|a| !a.is_empty()),
+                    t.expiration_seconds.unwrap_or(3600),
+                );
+                if !out.contains(&want) {
+                    out.push(want);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The ConfigMaps, Secrets and claims a pod's volumes refer to.
@@ -429,6 +456,25 @@ pub fn payload(pod: &Pod, v: &Volume, src: &VolumeSources) -> Result<Option<Payl
             if let Some(d) = &s.downward_api {
                 let items = d.items.as_deref().unwrap_or_default();
                 downward_payload(name, pod, items, mode, src, &mut out)?;
+            }
+            if let Some(t) = &s.service_account_token {
+                check_rel(name, &t.path)?;
+                let key = token_key(
+                    t.audience.as_deref().filter(|a| !a.is_empty()),
+                    t.expiration_seconds.unwrap_or(3600),
+                );
+                let token = src.tokens.get(&key).ok_or_else(|| VolumeError::NotFound {
+                    volume: name.into(),
+                    kind: "serviceaccount token for",
+                    name: key.clone(),
+                })?;
+                out.insert(
+                    t.path.clone(),
+                    PayloadFile {
+                        data: token.clone().into_bytes(),
+                        mode,
+                    },
+                );
             }
         }
         return Ok(Some(out));
@@ -834,5 +880,39 @@ mod tests {
             calls[0].ends_with("volumes/scratch Some(16777216)"),
             "{calls:?}"
         );
+    }
+
+    #[test]
+    fn projected_tokens_land_in_the_volume_with_the_ca_and_namespace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {"containers": [], "volumes": [{"name": "kube-api-access-abcde", "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                ]}}]}
+        }))
+        .unwrap();
+        assert_eq!(token_requests(&p), vec![(None, 3607)]);
+        let mut src = VolumeSources::default();
+        src.config_maps
+            .insert("kube-root-ca.crt".into(), cm(&[("ca.crt", "CA")]));
+        // Without its token the volume is not written.
+        let m = FakeMounter::default();
+        assert!(setup(&p, tmp.path(), &src, &m).is_err());
+        src.tokens
+            .insert(token_key(None, 3607), "eyJ.tok.en".into());
+        let paths = setup(&p, tmp.path(), &src, &m).unwrap();
+        let dir = &paths["kube-api-access-abcde"];
+        assert_eq!(fs::read_to_string(dir.join("token")).unwrap(), "eyJ.tok.en");
+        assert_eq!(fs::read_to_string(dir.join("ca.crt")).unwrap(), "CA");
+        assert_eq!(fs::read_to_string(dir.join("namespace")).unwrap(), "team");
+        // Projected volumes are tmpfs.
+        assert!(m.calls.lock().unwrap()[0].starts_with("tmpfs"));
+        p.spec.as_mut().unwrap().volumes = None;
+        assert!(token_requests(&p).is_empty());
     }
 }

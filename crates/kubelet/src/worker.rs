@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daemon::events::{EventType, Recorder};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, LifecycleHandler, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -82,10 +82,10 @@ pub struct Shared {
     pub probes: Arc<ProbeStates>,
     /// Services (for the service environment variables).
     pub services: Store<Service>,
-    /// ConfigMaps (env and volumes).
-    pub config_maps: Store<ConfigMap>,
-    /// Secrets (env and volumes).
-    pub secrets: Store<Secret>,
+    /// The ConfigMaps and Secrets pods use, fetched one by one (env and volumes).
+    pub objects: Arc<crate::objects::ObjectCache>,
+    /// ServiceAccount tokens of projected volumes.
+    pub tokens: Arc<crate::tokens::TokenManager>,
     /// tmpfs mounts.
     pub mounter: Arc<dyn Mounter>,
     /// Events.
@@ -458,14 +458,23 @@ impl Worker {
             ..Default::default()
         };
         for n in cms {
-            if let Some(cm) = find(&self.shared.config_maps, &ns, &n) {
+            if let Some(cm) = self.shared.objects.config_map(&ns, &n).await {
                 src.config_maps.insert(n, cm);
             }
         }
         for n in secrets {
-            if let Some(s) = find(&self.shared.secrets, &ns, &n) {
+            if let Some(s) = self.shared.objects.secret(&ns, &n).await {
                 src.secrets.insert(n, s);
             }
+        }
+        for (audience, expiration) in volumes::token_requests(pod) {
+            let token = self
+                .shared
+                .tokens
+                .token(pod, audience.as_deref(), expiration)
+                .await?;
+            src.tokens
+                .insert(volumes::token_key(audience.as_deref(), expiration), token);
         }
         for claim in claims {
             let dir = crate::claims::resolve(
@@ -481,29 +490,32 @@ impl Worker {
         Ok(src)
     }
 
-    fn env_sources(&self, pod: &Pod) -> crate::env::EnvSources {
+    async fn env_sources(&self, pod: &Pod) -> crate::env::EnvSources {
         let ns = pod.namespace().unwrap_or_default();
         let mut src = crate::env::EnvSources {
             host_ip: self.shared.cfg.node_ip.to_string(),
             pod_ip: self.pod_ip.clone(),
             ..Default::default()
         };
+        let (mut cms, mut secrets) = (Vec::new(), Vec::new());
         for c in pod.spec.iter().flat_map(|s| {
             s.init_containers
                 .iter()
                 .flatten()
                 .chain(s.containers.iter())
         }) {
-            let (cms, secrets) = crate::env::referenced_objects(c);
-            for n in cms {
-                if let Some(cm) = find(&self.shared.config_maps, &ns, &n) {
-                    src.config_maps.insert(n, cm);
-                }
+            let (c_cms, c_secrets) = crate::env::referenced_objects(c);
+            cms.extend(c_cms);
+            secrets.extend(c_secrets);
+        }
+        for n in cms {
+            if let Some(cm) = self.shared.objects.config_map(&ns, &n).await {
+                src.config_maps.insert(n, cm);
             }
-            for n in secrets {
-                if let Some(s) = find(&self.shared.secrets, &ns, &n) {
-                    src.secrets.insert(n, s);
-                }
+        }
+        for n in secrets {
+            if let Some(s) = self.shared.objects.secret(&ns, &n).await {
+                src.secrets.insert(n, s);
             }
         }
         src.services = self
@@ -568,7 +580,8 @@ impl Worker {
         }
     }
 
-    /// The runtime config of container `c`.
+    /// The runtime config of container `c`, with its environment from `src`.
+    #[allow(clippy::too_many_arguments)]
     fn container_config(
         &self,
         pod: &Pod,
@@ -576,9 +589,9 @@ impl Worker {
         kind: &str,
         restart: i32,
         mounts: &BTreeMap<String, PathBuf>,
+        src: &crate::env::EnvSources,
     ) -> Result<ContainerConfig, (String, String)> {
-        let src = self.env_sources(pod);
-        let env = crate::env::build(pod, c, &src, &self.shared.cfg.allocatable)
+        let env = crate::env::build(pod, c, src, &self.shared.cfg.allocatable)
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
         let vars: BTreeMap<String, String> = env.iter().cloned().collect();
         let mut mount_cfgs = Vec::new();
@@ -705,7 +718,8 @@ impl Worker {
             self.fail_start(pod, c, &reason, &msg);
             return Ok(());
         }
-        let cfg = match self.container_config(pod, c, kind, restart, mounts) {
+        let src = self.env_sources(pod).await;
+        let cfg = match self.container_config(pod, c, kind, restart, mounts, &src) {
             Ok(cfg) => cfg,
             Err((reason, msg)) => {
                 self.fail_start(pod, c, &reason, &msg);
@@ -1456,15 +1470,6 @@ fn startup_budget(p: &k8s_openapi::api::core::v1::Probe) -> Duration {
     let period = p.period_seconds.unwrap_or(10).max(1) as u64;
     let failures = p.failure_threshold.unwrap_or(3).max(1) as u64;
     Duration::from_secs(delay + period * failures)
-}
-
-fn find<K>(store: &Store<K>, ns: &str, name: &str) -> Option<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + 'static,
-{
-    store
-        .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
-        .map(|o| (*o).clone())
 }
 
 #[cfg(test)]
