@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod handlers;
+pub mod impersonation;
 pub mod kubeconfig;
 pub mod kubelet_proxy;
 pub mod metrics;
