@@ -122,15 +122,31 @@ pub async fn up(options: &UpOptions) -> anyhow::Result<String> {
             Ok(summary)
         }
         Err(err) => {
+            let logs = launch.state.state_dir.join("logs");
             drop(launch);
+            let kept = keep_failed_logs(&logs, &options.name);
             let cleanup = crate::down::down(&options.name)
                 .map(|_| String::new())
                 .unwrap_or_else(|e| format!("\n(cleanup failed too: {e:#})"));
             Err(err.context(format!(
-                "cluster up {} failed and was cleaned up{cleanup}",
+                "cluster up {} failed and was cleaned up{kept}{cleanup}",
                 options.name
             )))
         }
+    }
+}
+
+/// Moves the components' logs of a failed start out of the state directory `down` removes, to
+/// `<logs>/../../failed-<name>/` (a previous failure's logs are replaced); says where they went.
+fn keep_failed_logs(logs: &std::path::Path, name: &str) -> String {
+    let Some(base) = logs.parent().and_then(|d| d.parent()) else {
+        return String::new();
+    };
+    let kept = base.join(format!("failed-{name}"));
+    let _ = std::fs::remove_dir_all(&kept);
+    match std::fs::rename(logs, &kept) {
+        Ok(()) => format!(" (the components' logs are kept in {})", kept.display()),
+        Err(_) => String::new(),
     }
 }
 
