@@ -200,7 +200,7 @@ impl ApiError {
         ApiError::new(500, "InternalError", message)
     }
 
-    /// The Status object of this error.
+    /// The Status object of this error, in upstream's field order.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
@@ -209,11 +209,10 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
+            "details": self.details,
             "code": self.code,
         });
-        if let Some(d) = &self.details {
-            status["details"] = d.clone();
-        }
+        api::wire::canonicalize_as("meta/v1.Status", &mut status);
         status
     }
 }
@@ -235,7 +234,7 @@ impl From<store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let body = api::wire::to_body(&self.to_status());
         (
             code,
             [(http::header::CONTENT_TYPE, "application/json")],

@@ -82,7 +82,13 @@ pub async fn handle(
         }
         (Method::GET, Some(name), Some(Subresource::Scale)) => {
             let obj = get_object(srv, r, ns, name).await?;
-            Ok(json_response(StatusCode::OK, &scale_of(&obj)?, vec![]))
+            Ok(render::object_response(
+                r,
+                scale_of(&obj)?,
+                rendering,
+                StatusCode::OK,
+                vec![],
+            ))
         }
         (Method::GET, Some(name), Some(Subresource::Log)) => {
             let pod = get_object(srv, r, ns, name).await?;
@@ -102,7 +108,7 @@ pub async fn handle(
         }
         (Method::POST, None, None) => {
             let value = read_json(headers, body).await?;
-            create(srv, r, ns, value, query).await
+            create(srv, r, ns, value, query, rendering).await
         }
         (Method::POST, Some(name), Some(Subresource::Binding)) => {
             let value = read_json(headers, body).await?;
@@ -115,7 +121,7 @@ pub async fn handle(
         (Method::PUT, Some(name), sub) => {
             let value = read_json(headers, body).await?;
             let kind = update_kind(&rp, sub)?;
-            update(srv, r, ns, name, value, kind, query).await
+            update(srv, r, ns, name, value, kind, query, rendering).await
         }
         (Method::PATCH, Some(name), sub) => {
             let content_type = headers
@@ -125,17 +131,23 @@ pub async fn handle(
                 .to_string();
             let bytes = read_body(body).await?;
             let kind = update_kind(&rp, sub)?;
-            patch(srv, r, ns, name, &content_type, &bytes, kind, query).await
+            let patch = PatchRequest {
+                content_type: &content_type,
+                body: &bytes,
+                kind,
+                rendering,
+            };
+            patch_object(srv, r, ns, name, patch, query).await
         }
         (Method::DELETE, Some(name), None) => {
             let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
-            delete(srv, r, ns, name, opts).await
+            delete(srv, r, ns, name, opts, rendering).await
         }
         (Method::DELETE, None, None) => {
             let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
-            delete_collection(srv, r, ns, query, opts).await
+            delete_collection(srv, r, ns, query, opts, rendering).await
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -203,7 +215,7 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
 }
 
 fn json_response(code: StatusCode, v: &Value, warnings: Vec<String>) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    let body = render::body(v);
     let mut resp = (
         code,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -599,6 +611,7 @@ async fn create(
     ns: Option<&str>,
     mut obj: Value,
     query: &Query,
+    rendering: Rendering,
 ) -> Result<Response, ApiError> {
     let dry_run = query.dry_run()?;
     check_type(r, &mut obj, r.kind)?;
@@ -706,23 +719,28 @@ async fn create(
     admission::on_create(r, &mut obj, &srv.alloc, &mut allocations)?;
     if dry_run {
         allocations.rollback(&srv.alloc);
+        api::wire::canonicalize(r, &mut obj);
         return Ok(render::object_response(
             r,
             obj,
-            Rendering::Object,
+            rendering,
             StatusCode::CREATED,
             warnings,
         ));
     }
     let key = r.key(ns.as_deref(), &name);
-    match srv.store.create(&key, objects::to_stored_bytes(&obj)).await {
+    match srv
+        .store
+        .create(&key, objects::to_stored_bytes(r, &mut obj))
+        .await
+    {
         Ok(rev) => {
             allocations.commit(&srv.alloc);
             cache::set_resource_version(&mut obj, rev);
             Ok(render::object_response(
                 r,
                 obj,
-                Rendering::Object,
+                rendering,
                 StatusCode::CREATED,
                 warnings,
             ))
@@ -796,6 +814,7 @@ where
         }
         if dry_run {
             allocations.rollback(&srv.alloc);
+            api::wire::canonicalize(r, &mut new);
             return Ok(Updated {
                 object: new,
                 changed: true,
@@ -835,7 +854,7 @@ where
         }
         match srv
             .store
-            .update(&key, objects::to_stored_bytes(&new), kv.mod_revision)
+            .update(&key, objects::to_stored_bytes(r, &mut new), kv.mod_revision)
             .await
         {
             Ok(rev) => {
@@ -974,6 +993,9 @@ fn finish_update(
             srv.config.default_unreachable_toleration_seconds,
         );
     }
+    // Decoded and encoded as upstream does it, so that comparisons with the stored object see
+    // the same zero values.
+    api::wire::canonicalize(r, &mut new);
     if tracks_generation(r) && new.get("spec") != old.get("spec") {
         let generation = old
             .pointer("/metadata/generation")
@@ -1000,6 +1022,7 @@ fn body_resource_version(obj: &Value) -> Result<Option<i64>, ApiError> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn update(
     srv: &Arc<ApiServer>,
     r: &'static ResourceInfo,
@@ -1008,10 +1031,11 @@ async fn update(
     mut obj: Value,
     kind: UpdateKind,
     query: &Query,
+    rendering: Rendering,
 ) -> Result<Response, ApiError> {
     let dry_run = query.dry_run()?;
     if kind == UpdateKind::Scale {
-        return update_scale(srv, r, ns, name, obj, dry_run).await;
+        return update_scale(srv, r, ns, name, obj, dry_run, rendering).await;
     }
     check_type(r, &mut obj, r.kind)?;
     let body_name = objects::name(&obj);
@@ -1036,23 +1060,34 @@ async fn update(
     Ok(render::object_response(
         r,
         updated.object,
-        Rendering::Object,
+        rendering,
         StatusCode::OK,
         warnings,
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn patch(
+/// A PATCH request's body and what it writes.
+struct PatchRequest<'a> {
+    content_type: &'a str,
+    body: &'a [u8],
+    kind: UpdateKind,
+    rendering: Rendering,
+}
+
+async fn patch_object(
     srv: &Arc<ApiServer>,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
-    content_type: &str,
-    body: &[u8],
-    kind: UpdateKind,
+    req: PatchRequest<'_>,
     query: &Query,
 ) -> Result<Response, ApiError> {
+    let PatchRequest {
+        content_type,
+        body,
+        kind,
+        rendering,
+    } = req;
     let dry_run = query.dry_run()?;
     let media = content_type.split(';').next().unwrap_or("").trim();
     let patch_type = api::patch::PatchType::from_content_type(media).ok_or_else(|| {
@@ -1077,9 +1112,11 @@ async fn patch(
             scale_into(r, old, &patched)
         })
         .await?;
-        return Ok(json_response(
+        return Ok(render::object_response(
+            r,
+            scale_of(&updated.object)?,
+            rendering,
             StatusCode::OK,
-            &scale_of(&updated.object)?,
             vec![],
         ));
     }
@@ -1108,7 +1145,7 @@ async fn patch(
     Ok(render::object_response(
         r,
         updated.object,
-        Rendering::Object,
+        rendering,
         StatusCode::OK,
         warnings,
     ))
@@ -1123,7 +1160,7 @@ fn scale_of(obj: &Value) -> Result<Value, ApiError> {
         .pointer("/spec/selector")
         .map(crate::filter::selector_string)
         .unwrap_or_default();
-    Ok(json!({
+    let mut scale = json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {
@@ -1138,7 +1175,9 @@ fn scale_of(obj: &Value) -> Result<Value, ApiError> {
             "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
-    }))
+    });
+    api::wire::canonicalize_as("autoscaling/v1.Scale", &mut scale);
+    Ok(scale)
 }
 
 fn scale_into(
@@ -1163,6 +1202,7 @@ async fn update_scale(
     name: &str,
     scale: Value,
     dry_run: bool,
+    rendering: Rendering,
 ) -> Result<Response, ApiError> {
     if scale
         .pointer("/spec/replicas")
@@ -1186,9 +1226,11 @@ async fn update_scale(
         scale_into(r, old, &scale)
     })
     .await?;
-    Ok(json_response(
+    Ok(render::object_response(
+        r,
+        scale_of(&updated.object)?,
+        rendering,
         StatusCode::OK,
-        &scale_of(&updated.object)?,
         vec![],
     ))
 }
@@ -1271,7 +1313,7 @@ async fn evict(
     let opts_value = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
     let bytes = serde_json::to_vec(&opts_value).unwrap_or_default();
     let opts = DeleteOptions::parse(&Query::default(), &bytes)?;
-    delete(srv, r, ns, name, opts).await?;
+    delete(srv, r, ns, name, opts, Rendering::Object).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -1354,7 +1396,9 @@ fn delete_status(r: &ResourceInfo, obj: &Value) -> Value {
     if !r.group.is_empty() {
         details["group"] = json!(r.group);
     }
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+    let mut status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+    api::wire::canonicalize_as("meta/v1.Status", &mut status);
+    status
 }
 
 /// Deletes one object; returns the response body and whether it is gone.
@@ -1487,11 +1531,12 @@ async fn delete_one(
                 return Ok((old, false));
             }
             if opts.dry_run {
+                api::wire::canonicalize(r, &mut new);
                 return Ok((new, false));
             }
             match srv
                 .store
-                .update(&key, objects::to_stored_bytes(&new), kv.mod_revision)
+                .update(&key, objects::to_stored_bytes(r, &mut new), kv.mod_revision)
                 .await
             {
                 Ok(rev) => {
@@ -1532,11 +1577,18 @@ async fn delete(
     ns: Option<&str>,
     name: &str,
     opts: DeleteOptions,
+    rendering: Rendering,
 ) -> Result<Response, ApiError> {
     let (obj, gone) = delete_one(srv, r, ns, name, &opts).await?;
     if gone {
         if r.kind == "Pod" {
-            return Ok(json_response(StatusCode::OK, &obj, vec![]));
+            return Ok(render::object_response(
+                r,
+                obj,
+                rendering,
+                StatusCode::OK,
+                vec![],
+            ));
         }
         return Ok(json_response(
             StatusCode::OK,
@@ -1549,7 +1601,7 @@ async fn delete(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok(json_response(code, &obj, vec![]))
+    Ok(render::object_response(r, obj, rendering, code, vec![]))
 }
 
 async fn delete_collection(
@@ -1558,6 +1610,7 @@ async fn delete_collection(
     ns: Option<&str>,
     query: &Query,
     opts: DeleteOptions,
+    rendering: Rendering,
 ) -> Result<Response, ApiError> {
     if !r.verbs.contains(&"deletecollection") {
         return Err(ApiError::method_not_allowed());
@@ -1586,13 +1639,14 @@ async fn delete_collection(
             Err(e) => return Err(e),
         }
     }
-    let list = json!({
-        "kind": r.list_kind(),
-        "apiVersion": r.api_version(),
-        "metadata": {"resourceVersion": listed.revision.to_string()},
-        "items": deleted,
-    });
-    Ok(json_response(StatusCode::OK, &list, vec![]))
+    let items = deleted.into_iter().map(Arc::new).collect();
+    Ok(render::list_response(
+        r,
+        items,
+        listed.revision,
+        None,
+        rendering,
+    ))
 }
 
 impl Query {

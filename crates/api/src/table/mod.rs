@@ -438,6 +438,8 @@ enum Printer {
     EndpointSlice,
     HorizontalPodAutoscaler,
     PriorityClass,
+    ReplicationController,
+    ComponentStatus,
     Default,
 }
 
@@ -465,6 +467,8 @@ fn printer_for(r: &ResourceInfo) -> Printer {
         ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("autoscaling", "HorizontalPodAutoscaler") => Printer::HorizontalPodAutoscaler,
         ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
+        ("", "ReplicationController") => Printer::ReplicationController,
+        ("", "ComponentStatus") => Printer::ComponentStatus,
         _ => Printer::Default,
     }
 }
@@ -622,6 +626,22 @@ impl Printer {
                 images_col(),
                 selector_col("A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
             ],
+            Printer::ReplicationController => vec![
+                name_col(),
+                col("Desired", "integer", "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"),
+                col("Current", "integer", "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"),
+                col("Ready", "integer", "The number of ready replicas for this replication controller."),
+                age_col(),
+                containers_col(),
+                images_col(),
+                selector_col("Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
+            ],
+            Printer::ComponentStatus => vec![
+                name_col(),
+                col("Status", "string", "Status of the component conditions"),
+                col("Message", "string", "Message of the component conditions"),
+                col("Error", "string", "Error of the component conditions"),
+            ],
             Printer::PriorityClass => vec![
                 name_col(),
                 col("Value", "integer", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
@@ -762,6 +782,20 @@ impl Printer {
                 ctx.age(obj),
             ],
             Printer::Job => job_cells(obj, ctx),
+            Printer::ReplicationController => {
+                let (names, images) = container_cells(template_containers(obj));
+                vec![
+                    name(obj),
+                    json!(replicas(obj)),
+                    json!(int(obj, &["status", "replicas"])),
+                    json!(int(obj, &["status", "readyReplicas"])),
+                    ctx.age(obj),
+                    names,
+                    images,
+                    json!(format_label_map(at(obj, &["spec", "selector"]))),
+                ]
+            }
+            Printer::ComponentStatus => component_status_cells(obj),
             Printer::PriorityClass => vec![
                 name(obj),
                 json!(obj.get("value").and_then(Value::as_i64).unwrap_or(0)),
@@ -795,6 +829,42 @@ impl Printer {
         };
         (cells, None)
     }
+}
+
+/// `a=1,b=2` (labels.FormatLabels: sorted, `<none>` when empty).
+fn format_label_map(map: Option<&Value>) -> String {
+    let mut pairs: Vec<String> = map
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    pairs.sort();
+    if pairs.is_empty() {
+        "<none>".into()
+    } else {
+        pairs.join(",")
+    }
+}
+
+/// upstream's printComponentStatus: the Healthy condition's status, message and error.
+fn component_status_cells(obj: &Value) -> Vec<Value> {
+    let healthy = arr(obj, &["conditions"])
+        .iter()
+        .find(|c| s(c, &["type"]) == "Healthy");
+    let (status, message, error) = match healthy {
+        Some(c) => (
+            if s(c, &["status"]) == "True" {
+                "Healthy"
+            } else {
+                "Unhealthy"
+            },
+            s(c, &["message"]),
+            s(c, &["error"]),
+        ),
+        None => ("Unknown", "", ""),
+    };
+    vec![name(obj), json!(status), json!(message), json!(error)]
 }
 
 /// spec.replicas, defaulted to 1 as the v1 API does.
