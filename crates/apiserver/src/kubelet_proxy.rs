@@ -85,9 +85,15 @@ fn container_of(pod: &Value, query: &Query) -> Result<String, ApiError> {
     };
     let containers = names("containers");
     let init = names("initContainers");
+    let ephemeral = names("ephemeralContainers");
     match query.get("container").filter(|c| !c.is_empty()) {
         Some(c) => {
-            if containers.iter().chain(init.iter()).any(|n| n == c) {
+            if containers
+                .iter()
+                .chain(init.iter())
+                .chain(ephemeral.iter())
+                .any(|n| n == c)
+            {
                 Ok(c.to_string())
             } else {
                 Err(ApiError::bad_request(format!(

@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cache;
+pub mod componentstatus;
 pub mod discovery;
 pub mod error;
 pub mod filter;
@@ -22,8 +23,7 @@ pub mod render;
 pub mod request;
 pub mod sa_tokens;
 pub mod server;
-/// TLS serving, shared with the other daemons.
-pub use daemon::tls;
+pub mod strategy;
 pub mod watch;
 
 pub use server::{ApiServer, Config, Security};

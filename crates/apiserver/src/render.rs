@@ -77,7 +77,12 @@ pub fn list_response(
     next: Option<String>,
     rendering: Rendering,
 ) -> Response {
-    let mut meta = json!({"resourceVersion": revision.to_string()});
+    // Lists that are not read from the store (componentstatuses) have no version.
+    let mut meta = if revision > 0 {
+        json!({"resourceVersion": revision.to_string()})
+    } else {
+        json!({})
+    };
     if let Some(c) = next {
         meta["continue"] = json!(c);
     }
