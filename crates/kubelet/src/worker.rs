@@ -687,6 +687,7 @@ impl Worker {
             stdin: c.stdin == Some(true),
             stdin_once: c.stdin_once == Some(true),
             tty: c.tty == Some(true),
+            pid_namespace_of: None,
         })
     }
 
@@ -705,13 +706,18 @@ impl Worker {
             self.fail_start(pod, c, &reason, &msg);
             return Ok(());
         }
-        let cfg = match self.container_config(pod, c, kind, restart, mounts) {
+        let mut cfg = match self.container_config(pod, c, kind, restart, mounts) {
             Ok(cfg) => cfg,
             Err((reason, msg)) => {
                 self.fail_start(pod, c, &reason, &msg);
                 return Ok(());
             }
         };
+        if kind == crate::ephemeral::KIND {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let all = self.shared.runtime.list_containers().await?;
+            cfg.pid_namespace_of = crate::ephemeral::target_id(&spec, &c.name, &all);
+        }
         if let Some(parent) = cfg.log_path.as_ref().and_then(|p| p.parent()) {
             std::fs::create_dir_all(parent).map_err(|source| SyncError::Io {
                 path: parent.display().to_string(),
@@ -1259,6 +1265,11 @@ impl Worker {
                 next = next.min(Duration::from_secs(1));
             }
         }
+        // Ephemeral containers (kubectl debug): started once, whatever the others do.
+        for c in crate::ephemeral::to_start(&spec, &mine) {
+            self.start_container(pod, &sandbox.id, &c, crate::ephemeral::KIND, 0, &mounts)
+                .await?;
+        }
         let containers = self.shared.runtime.list_containers().await?;
         let mine: Vec<ContainerState> = containers
             .into_iter()
@@ -1316,6 +1327,11 @@ impl Worker {
                 &mut view.init,
             ),
             ("app", spec.containers.clone(), &mut view.containers),
+            (
+                crate::ephemeral::KIND,
+                crate::ephemeral::containers(&spec),
+                &mut view.ephemeral,
+            ),
         ] {
             for c in list {
                 let inst = instances(&mine, &c.name, kind);
