@@ -188,6 +188,26 @@ impl ApiError {
         .with_details(details(resource, name))
     }
 
+    /// NamespaceLifecycle's refusal to create in a terminating namespace, with upstream's
+    /// NamespaceTerminating cause.
+    pub fn namespace_terminating(resource: &ResourceInfo, name: &str, namespace: &str) -> ApiError {
+        let mut e = ApiError::forbidden(
+            resource,
+            name,
+            &format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        );
+        if let Some(d) = e.details.as_mut() {
+            d["causes"] = json!([{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {namespace} is being terminated"),
+                "field": "metadata.namespace",
+            }]);
+        }
+        e
+    }
+
     pub fn service_unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(503, "ServiceUnavailable", message)
     }

@@ -86,13 +86,9 @@ pub(super) async fn check_namespace_for_create(
 ) -> Result<(), ApiError> {
     match namespace_exists(srv, ns).await? {
         None => Err(ApiError::namespace_not_found(ns)),
-        Some(nsobj) if objects::is_deleting(&nsobj) => Err(ApiError::forbidden(
-            r,
-            name,
-            &format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
-        )),
+        Some(nsobj) if objects::is_deleting(&nsobj) => {
+            Err(ApiError::namespace_terminating(r, name, ns))
+        }
         Some(_) => Ok(()),
     }
 }

@@ -11,6 +11,9 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// `orphanDependents: false` was asked for explicitly (the only case upstream answers 202
+    /// for an object that is not gone yet).
+    pub no_orphans_asked: bool,
 }
 
 impl DeleteOptions {
@@ -24,6 +27,10 @@ impl DeleteOptions {
         if query.flag("orphanDependents") {
             opts.propagation = Some("Orphan".into());
         }
+        opts.no_orphans_asked = matches!(
+            query.get("orphanDependents"),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False")
+        );
         if !body.is_empty() {
             let v: Value = serde_json::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}"))
@@ -34,8 +41,10 @@ impl DeleteOptions {
             if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
                 opts.propagation = Some(p.to_string());
             }
-            if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
-                opts.propagation = Some("Orphan".into());
+            match v.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => opts.propagation = Some("Orphan".into()),
+                Some(false) => opts.no_orphans_asked = true,
+                None => {}
             }
             opts.uid = v
                 .pointer("/preconditions/uid")
@@ -275,10 +284,11 @@ pub(super) async fn delete(
             vec![],
         ));
     }
-    let code = if r.kind == "Pod" {
-        StatusCode::OK
-    } else {
+    // upstream's DeleteResource: 200, or 202 when orphanDependents=false was asked for.
+    let code = if opts.no_orphans_asked {
         StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     };
     Ok(render::object_response(r, obj, rendering, code, vec![]))
 }
