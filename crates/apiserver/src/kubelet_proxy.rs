@@ -249,9 +249,7 @@ pub async fn attach(
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let wanted = ["stdin", "stdout", "stderr"]
-        .iter()
-        .any(|k| query.all(k).iter().any(|v| *v == "true" || *v == "1"));
+    let wanted = ["stdin", "stdout", "stderr"].iter().any(|k| query.flag(k));
     if !wanted {
         return Err(ApiError::bad_request(
             "you must specify at least one of stdin, stdout, stderr",

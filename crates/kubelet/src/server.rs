@@ -83,10 +83,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// A boolean query parameter as Go's strconv.ParseBool reads it (the Python client sends
+/// `stdin=True`); present without a value counts as true.
 fn flag(q: &HashMap<String, Vec<String>>, k: &str) -> bool {
     q.get(k)
         .and_then(|v| v.first())
-        .is_some_and(|v| v == "1" || v == "true" || v.is_empty())
+        .is_some_and(|v| matches!(v.as_str(), "" | "1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
 fn int(q: &HashMap<String, Vec<String>>, k: &str) -> Option<i64> {
@@ -1005,6 +1007,13 @@ mod tests {
             render_logs(text, None, true, Some(1)),
             "2026-11-23T10:00:02.000000000Z three\n"
         );
+    }
+
+    #[test]
+    fn flags_parse_like_go() {
+        let q = parse_query(Some("stdin=True&stdout=1&stderr=false&tty=FALSE&x"));
+        assert!(flag(&q, "stdin") && flag(&q, "stdout") && flag(&q, "x"));
+        assert!(!flag(&q, "stderr") && !flag(&q, "tty") && !flag(&q, "missing"));
     }
 
     #[test]
