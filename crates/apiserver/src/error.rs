@@ -150,6 +150,21 @@ impl ApiError {
         .with_details(d)
     }
 
+    /// Invalid request options (upstream's NewInvalid for the meta.k8s.io kind `ListOptions`,
+    /// `CreateOptions`...): one Forbidden field.
+    pub fn invalid_options(kind: &str, field: &str, detail: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: Forbidden: {detail}"),
+        )
+        .with_details(json!({"group": "meta.k8s.io", "kind": kind, "causes": [{
+            "reason": "FieldValueForbidden",
+            "message": format!("Forbidden: {detail}"),
+            "field": field,
+        }]}))
+    }
+
     pub fn gone(message: impl Into<String>) -> ApiError {
         ApiError::new(410, "Expired", message)
     }

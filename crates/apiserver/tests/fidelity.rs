@@ -116,6 +116,23 @@ async fn status_bodies_are_upstreams_bytes() {
         )
     );
 
+    // 422 for invalid list options (kind ListOptions of meta.k8s.io, no name)
+    let r = s
+        .get(&format!("{cms}?resourceVersionMatch=NotOlderThan"))
+        .await;
+    assert_eq!(
+        r.text,
+        status(
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            "Invalid",
+            Some(json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{
+                "reason": "FieldValueForbidden",
+                "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                "field": "resourceVersionMatch"}]})),
+            422
+        )
+    );
+
     // 403: NamespaceLifecycle, with its NamespaceTerminating cause
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}});
     assert_eq!(s.post("/api/v1/namespaces", &ns).await.status, 201);

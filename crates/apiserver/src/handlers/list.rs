@@ -21,7 +21,9 @@ pub(super) async fn list(
     let rv = query.get("resourceVersion").filter(|v| !v.is_empty());
     let rv_match = query.get("resourceVersionMatch").filter(|v| !v.is_empty());
     if rv_match.is_some() && rv.is_none() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_options(
+            "ListOptions",
+            "resourceVersionMatch",
             "resourceVersionMatch is forbidden unless resourceVersion is provided",
         ));
     }
