@@ -106,3 +106,104 @@ pub(crate) fn validate_update(new: &Value, old: &Value, errs: &mut Vec<FieldErro
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::validation::tests::{messages, res};
+    use crate::validation::{validate_create, validate_ephemeral_containers_update};
+
+    fn pod(ephemeral: serde_json::Value) -> serde_json::Value {
+        let mut p = json!({"metadata": {"name": "p", "namespace": "default"},
+            "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+                "containers": [{"name": "app", "image": "busybox", "imagePullPolicy": "Always",
+                    "terminationMessagePolicy": "File"}]}});
+        if !ephemeral.is_null() {
+            p["spec"]["ephemeralContainers"] = ephemeral;
+        }
+        p
+    }
+
+    fn debugger(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = json!({"name": "dbg", "image": "busybox", "imagePullPolicy": "Always",
+            "terminationMessagePolicy": "File", "targetContainerName": "app"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    #[test]
+    fn ephemeral_containers_cannot_come_with_a_new_pod() {
+        let errs = validate_create(res("pods"), &pod(json!([debugger(json!({}))])));
+        assert_eq!(
+            messages(&errs),
+            ["spec.ephemeralContainers: Forbidden: cannot be set on create"]
+        );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_held_to_upstreams_rules() {
+        let old = pod(serde_json::Value::Null);
+        let new = pod(json!([debugger(json!({
+            "ports": [{"containerPort": 80}],
+            "readinessProbe": {"exec": {"command": ["true"]}},
+            "volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "x"}],
+            "targetContainerName": "nope"}))]));
+        let errs = validate_ephemeral_containers_update(res("pods"), &new, &old);
+        let m = messages(&errs);
+        for want in [
+            "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[0].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[0].volumeMounts[0].subPath: Forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\"",
+        ] {
+            assert!(m.iter().any(|e| e == want), "{want} not in {m:#?}");
+        }
+        // A name that an app container has already.
+        let new = pod(json!([debugger(json!({"name": "app"}))]));
+        let m = messages(&validate_ephemeral_containers_update(
+            res("pods"),
+            &new,
+            &old,
+        ));
+        assert!(
+            m.contains(&"spec.ephemeralContainers[0].name: Duplicate value: \"app\"".to_string()),
+            "{m:#?}"
+        );
+        // A good one is accepted.
+        let new = pod(json!([debugger(json!({}))]));
+        assert!(validate_ephemeral_containers_update(res("pods"), &new, &old).is_empty());
+    }
+
+    #[test]
+    fn added_ephemeral_containers_stay_as_they_are() {
+        let old = pod(json!([debugger(json!({}))]));
+        let removed = pod(json!([]));
+        let m = messages(&validate_ephemeral_containers_update(
+            res("pods"),
+            &removed,
+            &old,
+        ));
+        assert_eq!(
+            m,
+            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"dbg\" may not be removed\n"]
+        );
+        let changed = pod(json!([debugger(json!({"image": "other"}))]));
+        let m = messages(&validate_ephemeral_containers_update(
+            res("pods"),
+            &changed,
+            &old,
+        ));
+        assert_eq!(
+            m,
+            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"dbg\" may not be changed\n"]
+        );
+        let added = pod(json!([
+            debugger(json!({})),
+            debugger(json!({"name": "dbg2"}))
+        ]));
+        assert!(validate_ephemeral_containers_update(res("pods"), &added, &old).is_empty());
+    }
+}

@@ -766,4 +766,47 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn replication_controllers_are_validated_like_upstream() {
+        let rc = |spec: serde_json::Value| serde_json::json!({"metadata": {"name": "rc", "namespace": "default"}, "spec": spec});
+        let template = |labels: serde_json::Value| {
+            serde_json::json!({"metadata": {"labels": labels},
+            "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+                "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Always",
+                    "terminationMessagePolicy": "File"}]}})
+        };
+        let r = crate::registry::find("", "v1", "replicationcontrollers").unwrap();
+        let msgs = |v: &serde_json::Value| -> Vec<String> {
+            crate::validation::validate_create(r, v)
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert!(msgs(&rc(
+            serde_json::json!({"replicas": 1, "selector": {"app": "a"},
+            "template": template(serde_json::json!({"app": "a"}))})
+        ))
+        .is_empty());
+        assert_eq!(
+            msgs(&rc(
+                serde_json::json!({"replicas": -1, "template": template(serde_json::json!({"app": "a"}))})
+            )),
+            [
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                "spec.selector: Required value"
+            ]
+        );
+        assert_eq!(
+            msgs(&rc(serde_json::json!({"replicas": 1, "selector": {"app": "b"},
+                "template": template(serde_json::json!({"app": "a"}))}))),
+            ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\"}: `selector` does not match template `labels`"]
+        );
+        assert_eq!(
+            msgs(&rc(
+                serde_json::json!({"replicas": 1, "selector": {"app": "a"}})
+            )),
+            ["spec.template: Required value"]
+        );
+    }
 }
