@@ -505,3 +505,77 @@ async fn kubectl_gets_componentstatuses_and_replication_controllers() {
     let (ok, out) = kc(&["get", "rc", "legacy", "-o", "jsonpath={.spec.replicas}"]);
     assert!(ok && out.trim() == "4", "{out}");
 }
+
+#[tokio::test]
+async fn kube_rs_ephemeral_containers_subresource() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let s = TestServer::start(Backend::Embedded).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "target"},
+        "spec": {"containers": [{"name": "app", "image": "busybox:latest"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // What kubectl debug sends: a strategic merge patch adding one ephemeral container.
+    let patch = json!({"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox:latest",
+        "targetContainerName": "app", "stdin": true, "tty": true}]}});
+    let patched = pods
+        .patch_ephemeral_containers("target", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    let spec = patched.spec.unwrap();
+    let ec = &spec.ephemeral_containers.as_ref().unwrap()[0];
+    assert_eq!(ec.target_container_name.as_deref(), Some("app"));
+    // defaulted like any container
+    assert_eq!(
+        ec.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    let got = pods.get_ephemeral_containers("target").await.unwrap();
+    assert_eq!(
+        got.spec
+            .as_ref()
+            .unwrap()
+            .ephemeral_containers
+            .as_ref()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Only ephemeral containers change through it: a label in the body is dropped.
+    let mut labelled = got.clone();
+    labelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+    let replaced = pods
+        .replace_ephemeral_containers("target", &PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    assert!(replaced.metadata.labels.is_none());
+    // Once added, never removed.
+    let mut other = replaced.clone();
+    other.spec.as_mut().unwrap().ephemeral_containers = Some(vec![]);
+    let err = pods
+        .replace_ephemeral_containers("target", &PostParams::default(), &other)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("existing ephemeral containers \"dbg\" may not be removed"),
+        "{}",
+        status.message
+    );
+    // Through the main resource they cannot change.
+    let main =
+        json!({"spec": {"ephemeralContainers": [{"name": "dbg2", "image": "busybox:latest"}]}});
+    assert!(pods
+        .patch("target", &PatchParams::default(), &Patch::Strategic(&main))
+        .await
+        .is_err());
+    let pod = pods.get("target").await.unwrap();
+    assert!(pod.metadata.labels.is_none());
+    assert_eq!(pod.spec.unwrap().ephemeral_containers.unwrap().len(), 1);
+}
