@@ -1,7 +1,20 @@
 //! CREATE: type checks, unknown-field pruning, metadata the server owns, namespace lifecycle,
 //! defaulting, the kind's strategy, admission and validation (upstream's registry Store.Create).
 
-use super::*;
+use std::sync::Arc;
+
+use api::ResourceInfo;
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{json, Value};
+use store::StoreError;
+
+use super::common::namespace_exists;
+use crate::admission::{self, Allocations};
+use crate::error::ApiError;
+use crate::request::{Query, Rendering};
+use crate::server::ApiServer;
+use crate::{cache, objects, render, strategy};
 
 /// Checks apiVersion and kind of a body against the path and fills them when missing.
 pub(super) fn check_type(

@@ -1,7 +1,22 @@
 //! DELETE and DELETECOLLECTION: preconditions, propagation finalizers, graceful pod deletion,
 //! namespace termination (upstream's Store.Delete).
 
-use super::*;
+use std::sync::Arc;
+
+use api::ResourceInfo;
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{json, Value};
+use store::{ListOptions, StoreError};
+
+use super::common::{json_response, UPDATE_RETRIES};
+use super::update::namespace_has_spec_finalizers;
+use crate::admission;
+use crate::error::ApiError;
+use crate::filter::Filter;
+use crate::request::{Query, Rendering};
+use crate::server::ApiServer;
+use crate::{cache, objects, render};
 
 /// DeleteOptions from the body and the query.
 #[derive(Debug, Clone, Default)]

@@ -1,7 +1,21 @@
 //! LIST: selectors, paging with continue tokens at one revision, and resourceVersion semantics
 //! (upstream's staging/src/k8s.io/apiserver/pkg/storage/cacher and etcd3 list).
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::ResourceInfo;
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{json, Value};
+use store::{ListOptions, StoreError};
+
+use super::common::CACHE_WAIT;
+use crate::error::ApiError;
+use crate::filter::Filter;
+use crate::request::{Query, Rendering};
+use crate::server::ApiServer;
+use crate::{cache, render};
 
 /// LIST with selectors, paging and resourceVersion semantics.
 pub(super) async fn list(

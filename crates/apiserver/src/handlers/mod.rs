@@ -3,6 +3,7 @@
 //! This module dispatches and holds what every verb shares (bodies, reads); each verb lives in
 //! its own module.
 
+mod common;
 mod create;
 mod delete;
 mod list;
@@ -10,41 +11,30 @@ mod pods;
 mod scale;
 mod update;
 
-use create::*;
+pub(crate) use common::cached_or_stored;
+pub use common::{add_warnings, get_object, UpdateKind};
+use common::{read_body, read_json};
+use create::create;
 pub use delete::DeleteOptions;
-use delete::*;
-use list::*;
-use pods::*;
-use scale::*;
-use update::*;
+use delete::{delete, delete_collection};
+use list::list;
+use pods::{bind, evict};
+use scale::{patch_scale, scale_of, update_scale};
 pub use update::{guaranteed_update, Updated};
+use update::{patch_object, update, PatchRequest};
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use api::{ResourceInfo, Subresource};
+use api::Subresource;
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde_json::{json, Value};
-use store::{ListOptions, StoreError};
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode};
 
-use crate::admission::{self, Allocations};
-use crate::cache::{self, object_revision};
 use crate::error::ApiError;
-use crate::filter::Filter;
-use crate::objects;
 use crate::render;
-use crate::request::{self, Query, Rendering, ResourcePath, MAX_BODY};
+use crate::request::{self, Query, ResourcePath};
 use crate::server::ApiServer;
-use crate::strategy;
 use crate::watch;
-
-/// How long a consistent read waits for the watch cache to catch up with the store.
-const CACHE_WAIT: Duration = Duration::from_secs(5);
-/// How often an update retries after losing a compare-and-swap race.
-const UPDATE_RETRIES: usize = 16;
 
 /// The verb of a request, for metrics and logs.
 pub fn verb_name(method: &Method, rp: &ResourcePath, query: &Query) -> &'static str {
@@ -150,6 +140,9 @@ pub async fn handle(
         (Method::PUT, Some(name), sub) => {
             let value = read_json(headers, body).await?;
             let kind = update_kind(&rp, sub)?;
+            if kind == UpdateKind::Scale {
+                return update_scale(srv, r, ns, name, value, query.dry_run()?, rendering).await;
+            }
             update(srv, r, ns, name, value, kind, query, rendering).await
         }
         (Method::PATCH, Some(name), sub) => {
@@ -166,6 +159,9 @@ pub async fn handle(
                 kind,
                 rendering,
             };
+            if kind == UpdateKind::Scale {
+                return patch_scale(srv, r, ns, name, patch, query.dry_run()?).await;
+            }
             patch_object(srv, r, ns, name, patch, query).await
         }
         (Method::DELETE, Some(name), None) => {
@@ -182,23 +178,6 @@ pub async fn handle(
     }
 }
 
-/// What part of an object an update writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateKind {
-    /// The main resource: spec and metadata; status is kept.
-    Main,
-    /// The status subresource: only status.
-    Status,
-    /// The scale subresource: only spec.replicas.
-    Scale,
-    /// A namespace's finalize subresource: only spec.finalizers.
-    Finalize,
-    /// A pod's ephemeralcontainers subresource: only spec.ephemeralContainers.
-    EphemeralContainers,
-    /// Internal: binding and graceful deletion, which change what users may not.
-    System,
-}
-
 fn update_kind(rp: &ResourcePath, sub: Option<Subresource>) -> Result<UpdateKind, ApiError> {
     match (sub, rp.subresource.as_deref()) {
         (None, _) => Ok(UpdateKind::Main),
@@ -208,106 +187,6 @@ fn update_kind(rp: &ResourcePath, sub: Option<Subresource>) -> Result<UpdateKind
         (Some(Subresource::EphemeralContainers), _) => Ok(UpdateKind::EphemeralContainers),
         _ => Err(ApiError::method_not_allowed()),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bodies
-
-/// How much of an oversized body is still read and thrown away before answering 413, so that
-/// a client still sending it gets the answer instead of a broken pipe.
-const DRAIN_LIMIT: usize = 16 * MAX_BODY;
-
-/// Reads a request body of at most [`MAX_BODY`] bytes; larger ones are a 413.
-async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
-    use http_body_util::BodyExt;
-    let mut body = body;
-    let mut out = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-        if let Some(data) = frame.data_ref() {
-            seen += data.len();
-            if seen <= MAX_BODY {
-                out.extend_from_slice(data);
-            } else if seen > DRAIN_LIMIT {
-                break;
-            }
-        }
-    }
-    if seen > MAX_BODY {
-        return Err(ApiError::too_large(MAX_BODY));
-    }
-    Ok(out)
-}
-
-async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let bytes = read_body(body).await?;
-    request::decode_body(headers, &bytes)
-}
-
-fn json_response(code: StatusCode, v: &Value, warnings: Vec<String>) -> Response {
-    let body = render::body(v);
-    let mut resp = (
-        code,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response();
-    add_warnings(&mut resp, warnings);
-    resp
-}
-
-/// Adds `Warning: 299 - "..."` headers.
-pub fn add_warnings(resp: &mut Response, warnings: Vec<String>) {
-    for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
-        if let Ok(v) = HeaderValue::from_str(&text) {
-            resp.headers_mut().append(http::header::WARNING, v);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reads
-
-/// The namespace object, from the watch cache (as upstream's NamespaceLifecycle admission reads
-/// its informer), falling back to the store when the cache has not seen it yet.
-async fn namespace_exists(srv: &ApiServer, ns: &str) -> Result<Option<Value>, ApiError> {
-    let nsr = api::registry::find("", "v1", "namespaces").expect("namespaces registered");
-    cached_or_stored(srv, nsr, &nsr.key(None, ns)).await
-}
-
-/// The object at `key` of `r` from the watch cache, else from the store (an object written
-/// just before may not have reached the cache yet).
-pub(crate) async fn cached_or_stored(
-    srv: &ApiServer,
-    r: &ResourceInfo,
-    key: &str,
-) -> Result<Option<Value>, ApiError> {
-    if let Some(cached) = srv.cache.resource(r).get(key).await {
-        return Ok(Some((*cached).clone()));
-    }
-    match srv.store.get(key).await? {
-        Some(kv) => Ok(cache::decode(&kv.value, kv.mod_revision).ok()),
-        None => Ok(None),
-    }
-}
-
-/// Reads one object from the store (a consistent read).
-pub async fn get_object(
-    srv: &ApiServer,
-    r: &'static ResourceInfo,
-    ns: Option<&str>,
-    name: &str,
-) -> Result<Value, ApiError> {
-    let kv = srv
-        .store
-        .get(&r.key(ns, name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(r, name))?;
-    cache::decode(&kv.value, kv.mod_revision)
-        .map_err(|e| ApiError::internal(format!("stored object {name} is corrupt: {e}")))
 }
 
 impl Query {

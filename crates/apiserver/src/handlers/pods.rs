@@ -1,6 +1,19 @@
 //! Pod subresources that write: binding (the scheduler's) and eviction.
 
-use super::*;
+use std::sync::Arc;
+
+use api::ResourceInfo;
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::common::{json_response, UpdateKind};
+use super::delete::{delete, DeleteOptions};
+use super::update::guaranteed_update;
+use crate::error::ApiError;
+use crate::objects;
+use crate::request::{Query, Rendering};
+use crate::server::ApiServer;
 
 pub(super) async fn bind(
     srv: &Arc<ApiServer>,

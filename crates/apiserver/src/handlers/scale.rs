@@ -1,6 +1,18 @@
 //! The scale subresource: autoscaling/v1 Scale views of workloads' replicas.
 
-use super::*;
+use std::sync::Arc;
+
+use api::ResourceInfo;
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::common::{patch_type, UpdateKind};
+use super::update::{body_resource_version, guaranteed_update, PatchRequest};
+use crate::error::ApiError;
+use crate::request::Rendering;
+use crate::server::ApiServer;
+use crate::{render, strategy};
 
 pub(super) fn scale_of(r: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
@@ -75,6 +87,33 @@ pub(super) async fn update_scale(
         r,
         scale_of(r, &updated.object)?,
         rendering,
+        StatusCode::OK,
+        vec![],
+    ))
+}
+
+/// PATCH of the scale subresource: the patch applies to the Scale view, and only its
+/// spec.replicas reaches the object.
+pub(super) async fn patch_scale(
+    srv: &Arc<ApiServer>,
+    r: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    req: PatchRequest<'_>,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
+    let patch_type = patch_type(req.content_type, req.body)?;
+    let updated = guaranteed_update(srv, r, ns, name, UpdateKind::Scale, dry_run, |old| {
+        let scale = scale_of(r, old)?;
+        let patched = api::patch::apply_patch(r, &scale, patch_type, req.body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        scale_into(r, old, &patched)
+    })
+    .await?;
+    Ok(render::object_response(
+        r,
+        scale_of(r, &updated.object)?,
+        req.rendering,
         StatusCode::OK,
         vec![],
     ))

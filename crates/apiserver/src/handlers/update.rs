@@ -1,7 +1,22 @@
 //! UPDATE and PATCH around `guaranteed_update`: compare-and-swap with retries, what each
 //! subresource may change, generation, defaulting and validation (upstream's Store.Update).
 
-use super::*;
+use std::sync::Arc;
+
+use api::{ResourceInfo, Subresource};
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{json, Value};
+use store::StoreError;
+
+use super::common::{patch_type, UpdateKind, UPDATE_RETRIES};
+use super::create::{check_type, prune};
+use crate::admission::{self, Allocations};
+use crate::cache::{self, object_revision};
+use crate::error::ApiError;
+use crate::request::{Query, Rendering};
+use crate::server::ApiServer;
+use crate::{objects, render, strategy};
 
 /// The outcome of a guaranteed update.
 pub struct Updated {
@@ -302,9 +317,6 @@ pub(super) async fn update(
     rendering: Rendering,
 ) -> Result<Response, ApiError> {
     let dry_run = query.dry_run()?;
-    if kind == UpdateKind::Scale {
-        return update_scale(srv, r, ns, name, obj, dry_run, rendering).await;
-    }
     check_type(r, &mut obj, r.kind)?;
     let body_name = objects::name(&obj);
     if !body_name.is_empty() && body_name != name {
@@ -357,37 +369,8 @@ pub(super) async fn patch_object(
         rendering,
     } = req;
     let dry_run = query.dry_run()?;
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let patch_type = api::patch::PatchType::from_content_type(media).ok_or_else(|| {
-        ApiError::unsupported_media_type(format!(
-            "the server does not support patch type {media:?}: supported are application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
-        ))
-    })?;
-    if patch_type == api::patch::PatchType::Apply {
-        return Err(ApiError::unsupported_media_type(
-            "server-side apply (application/apply-patch+yaml) is not supported by this server; use client-side apply",
-        ));
-    }
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the patch body is empty"));
-    }
+    let patch_type = patch_type(content_type, body)?;
     let mut warnings = Vec::new();
-    if kind == UpdateKind::Scale {
-        let updated = guaranteed_update(srv, r, ns, name, UpdateKind::Scale, dry_run, |old| {
-            let scale = scale_of(r, old)?;
-            let patched = api::patch::apply_patch(r, &scale, patch_type, body)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            scale_into(r, old, &patched)
-        })
-        .await?;
-        return Ok(render::object_response(
-            r,
-            scale_of(r, &updated.object)?,
-            rendering,
-            StatusCode::OK,
-            vec![],
-        ));
-    }
     let updated = guaranteed_update(srv, r, ns, name, kind, dry_run, |old| {
         let patched = api::patch::apply_patch(r, old, patch_type, body)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
