@@ -108,11 +108,14 @@ def kinds(suffix):
 
 
 def call(api, verb, snake, namespaced, ns, *args, **kwargs):
-    if namespaced:
-        return getattr(api, f"{verb}_namespaced_{snake}")(*args[:1], ns, *args[1:], **kwargs) \
-            if verb in ("read", "delete") else \
-            getattr(api, f"{verb}_namespaced_{snake}")(ns, *args, **kwargs)
-    return getattr(api, f"{verb}_{snake}")(*args, **kwargs)
+    """`api.<verb>_[namespaced_]<snake>`: read takes (name, namespace), create and list
+    (namespace, ...)."""
+    if not namespaced:
+        return getattr(api, f"{verb}_{snake}")(*args, **kwargs)
+    method = getattr(api, f"{verb}_namespaced_{snake}")
+    if verb == "read":
+        return method(args[0], ns, **kwargs)
+    return method(ns, *args, **kwargs)
 
 
 def round_trip(api, snake, namespaced, group, plural, model, body, ns, suffix):
