@@ -18,10 +18,10 @@ pub(super) fn canonical_struct(types: &GoTypes, index: usize, value: &mut Value)
 fn canonical_fields(types: &GoTypes, fields: &[Field], map: &mut Map<String, Value>) {
     let mut old = std::mem::take(map);
     for f in fields {
-        match old.shift_remove(&f.name) {
-            Some(mut v) => {
+        match old.swap_remove_entry(&f.name) {
+            Some((name, mut v)) => {
                 if keep(types, &f.shape, f.omitempty, &mut v) {
-                    map.insert(f.name.clone(), v);
+                    map.insert(name, v);
                 }
             }
             None => {
@@ -31,7 +31,7 @@ fn canonical_fields(types: &GoTypes, fields: &[Field], map: &mut Map<String, Val
             }
         }
     }
-    // Fields the table does not know (newer than it) keep their order, after the known ones.
+    // Fields the table does not know (newer than it) go after the known ones.
     map.extend(old);
 }
 
