@@ -24,6 +24,8 @@ pub mod request;
 pub mod sa_tokens;
 pub mod server;
 pub mod strategy;
+/// TLS serving, shared with the other daemons.
+pub use daemon::tls;
 pub mod watch;
 
 pub use server::{ApiServer, Config, Security};
