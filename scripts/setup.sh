@@ -18,6 +18,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The fidelity suites also make a virtualenv with the newest client (testkit::python).
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    echo "setup: installing python3-venv" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
     echo "setup: installing the Python client (PyPI kubernetes)" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'kubernetes>=31,<35'

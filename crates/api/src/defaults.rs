@@ -24,6 +24,7 @@ pub fn apply(resource: &ResourceInfo, object: &mut Value) {
         ("discovery.k8s.io", "EndpointSlice") => default_endpoint_slice(object),
         ("apps", "Deployment") => default_deployment(object),
         ("apps", "ReplicaSet") => default_replicaset(object),
+        ("", "ReplicationController") => default_replication_controller(object),
         ("apps", "StatefulSet") => default_statefulset(object),
         ("apps", "DaemonSet") => default_daemonset(object),
         ("batch", "Job") => default_job(object),
@@ -338,6 +339,38 @@ fn default_replicaset(object: &mut Value) {
     let spec = child(root(object), "spec");
     set_default(spec, "replicas", json!(1));
     default_template(spec, true);
+}
+
+/// upstream's SetDefaults_ReplicationController: the selector and the object's labels come from
+/// the template's labels when empty, one replica.
+fn default_replication_controller(object: &mut Value) {
+    let template_labels = object
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let Some(labels) = template_labels {
+        let spec = child(root(object), "spec");
+        if spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+        {
+            spec.insert("selector".into(), labels.clone());
+        }
+        let meta = child(root(object), "metadata");
+        if meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+        {
+            meta.insert("labels".into(), labels);
+        }
+    }
+    let spec = child(root(object), "spec");
+    set_default(spec, "replicas", json!(1));
+    if spec.get("template").is_some_and(Value::is_object) {
+        default_template(spec, true);
+    }
 }
 
 fn default_statefulset(object: &mut Value) {

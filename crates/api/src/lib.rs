@@ -13,5 +13,6 @@ pub mod registry;
 pub mod selectors;
 pub mod table;
 pub mod validation;
+pub mod wire;
 
-pub use registry::{ResourceInfo, Scope, Subresource, RESOURCES};
+pub use registry::{ResourceInfo, Scope, Storage, Subresource, RESOURCES};

@@ -146,7 +146,10 @@ fn root_kind(group: &str, kind: &str) -> Kind {
         ("", "Pod") => Kind::Pod,
         ("apps", "Deployment") => Kind::Deployment,
         ("apps", "StatefulSet") => Kind::StatefulSet,
-        ("apps", "ReplicaSet") | ("apps", "DaemonSet") | ("batch", "Job") => Kind::Workload,
+        ("apps", "ReplicaSet")
+        | ("apps", "DaemonSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController") => Kind::Workload,
         ("", "Service") => Kind::Service,
         ("", "Node") => Kind::Node,
         ("", "ServiceAccount") => Kind::ServiceAccount,

@@ -19,6 +19,7 @@ pub enum Subresource {
     Attach,
     PortForward,
     Eviction,
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -33,6 +34,7 @@ impl Subresource {
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
             Subresource::Eviction => "eviction",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
         }
     }
 
@@ -56,14 +58,16 @@ impl Subresource {
                 Subresource::PortForward => "PodPortForwardOptions",
                 _ => "Pod",
             },
-            Subresource::Status => parent_kind,
+            Subresource::Status | Subresource::EphemeralContainers => parent_kind,
         }
     }
 
     /// Verbs of the subresource, as discovery reports them.
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
-            Subresource::Status | Subresource::Scale => &["get", "patch", "update"],
+            Subresource::Status | Subresource::Scale | Subresource::EphemeralContainers => {
+                &["get", "patch", "update"]
+            }
             Subresource::Binding | Subresource::Eviction => &["create"],
             Subresource::Log => &["get"],
             Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
@@ -82,6 +86,7 @@ const ALL_SUBRESOURCES: &[Subresource] = &[
     Subresource::Attach,
     Subresource::PortForward,
     Subresource::Eviction,
+    Subresource::EphemeralContainers,
 ];
 
 /// The full verb set of an ordinary resource.
@@ -95,6 +100,9 @@ pub const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+
+/// Verbs of a read-only resource (componentstatuses).
+const VERBS_READ: &[&str] = &["get", "list"];
 
 /// Verbs of a resource that cannot be deleted as a collection (namespaces, like Kubernetes).
 const VERBS_NO_DELETECOLLECTION: &[&str] = &[
@@ -118,6 +126,18 @@ pub struct ResourceInfo {
     pub subresources: &'static [Subresource],
     /// Categories for `kubectl get all`.
     pub categories: &'static [&'static str],
+    /// Where the objects come from.
+    pub storage: Storage,
+}
+
+/// Where a resource's objects come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The cluster store (every resource but the one below).
+    Store,
+    /// Probed on each request, never stored: componentstatuses (upstream's
+    /// pkg/registry/core/componentstatus).
+    ComponentProbes,
 }
 
 impl ResourceInfo {
@@ -183,6 +203,7 @@ macro_rules! resource {
             verbs: $verbs,
             subresources: &[$(Subresource::$sub),*],
             categories: &[$($cat),*],
+            storage: Storage::Store,
         }
     };
 }
@@ -194,7 +215,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short: ["ns"], verbs: VERBS_NO_DELETECOLLECTION, sub: [Status], cat: []),
     resource!("", "v1", "Pod", "pods", "pod", Namespaced,
         short: ["po"], verbs: ALL_VERBS,
-        sub: [Status, Binding, Log, Exec, Attach, PortForward, Eviction], cat: ["all"]),
+        sub: [Status, Binding, Log, Exec, Attach, PortForward, Eviction, EphemeralContainers],
+        cat: ["all"]),
     resource!("", "v1", "Node", "nodes", "node", Cluster,
         short: ["no"], verbs: ALL_VERBS, sub: [Status], cat: []),
     resource!("", "v1", "Service", "services", "service", Namespaced,
@@ -213,6 +235,14 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced, short: ["pvc"], verbs: ALL_VERBS, sub: [Status], cat: []),
     resource!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", Cluster,
         short: ["pv"], verbs: ALL_VERBS, sub: [Status], cat: []),
+    resource!("", "v1", "ReplicationController", "replicationcontrollers",
+        "replicationcontroller", Namespaced, short: ["rc"], verbs: ALL_VERBS,
+        sub: [Status, Scale], cat: ["all"]),
+    ResourceInfo {
+        storage: Storage::ComponentProbes,
+        ..resource!("", "v1", "ComponentStatus", "componentstatuses", "componentstatus", Cluster,
+            short: ["cs"], verbs: VERBS_READ, sub: [], cat: [])
+    },
     // apps/v1
     resource!("apps", "v1", "Deployment", "deployments", "deployment", Namespaced,
         short: ["deploy"], verbs: ALL_VERBS, sub: [Status, Scale], cat: ["all"]),

@@ -799,7 +799,9 @@ pub fn supported_fields(resource: &ResourceInfo) -> &'static [&'static str] {
             "reportingController",
             "type",
         ],
-        ("apps", "ReplicaSet") => &["metadata.name", "metadata.namespace", "status.replicas"],
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            &["metadata.name", "metadata.namespace", "status.replicas"]
+        }
         ("batch", "Job") => &["metadata.name", "metadata.namespace", "status.successful"],
         _ if resource.namespaced() => &["metadata.name", "metadata.namespace"],
         _ => &["metadata.name"],

@@ -29,8 +29,18 @@ fn base(kind: &str, api_version: &str, name: &str, namespace: Option<&str>) -> V
     json!({"apiVersion": api_version, "kind": kind, "metadata": meta})
 }
 
-async fn create_if_absent(srv: &ApiServer, key: &str, obj: &Value) -> Result<(), StoreError> {
-    match srv.store.create(key, objects::to_stored_bytes(obj)).await {
+async fn create_if_absent(
+    srv: &ApiServer,
+    r: &api::ResourceInfo,
+    key: &str,
+    obj: &Value,
+) -> Result<(), StoreError> {
+    let mut obj = obj.clone();
+    match srv
+        .store
+        .create(key, objects::to_stored_bytes(r, &mut obj))
+        .await
+    {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
     }
@@ -38,10 +48,18 @@ async fn create_if_absent(srv: &ApiServer, key: &str, obj: &Value) -> Result<(),
 
 /// Writes `obj` unless the stored object already has the same `field` (the endpoints of this
 /// apiserver follow its advertise address across restarts).
-async fn ensure(srv: &ApiServer, key: &str, obj: &Value, field: &str) -> Result<(), StoreError> {
+async fn ensure(
+    srv: &ApiServer,
+    r: &api::ResourceInfo,
+    key: &str,
+    obj: &Value,
+    field: &str,
+) -> Result<(), StoreError> {
     match srv.store.get(key).await? {
-        None => create_if_absent(srv, key, obj).await,
+        None => create_if_absent(srv, r, key, obj).await,
         Some(kv) => {
+            let mut obj = obj.clone();
+            api::wire::canonicalize(r, &mut obj);
             let current: Value = cache::decode(&kv.value, kv.mod_revision).unwrap_or(json!({}));
             if current.get(field) == obj.get(field) {
                 return Ok(());
@@ -50,7 +68,11 @@ async fn ensure(srv: &ApiServer, key: &str, obj: &Value, field: &str) -> Result<
             updated[field] = obj[field].clone();
             match srv
                 .store
-                .update(key, objects::to_stored_bytes(&updated), kv.mod_revision)
+                .update(
+                    key,
+                    objects::to_stored_bytes(r, &mut updated),
+                    kv.mod_revision,
+                )
                 .await
             {
                 Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
@@ -67,7 +89,7 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
         let mut obj = base("Namespace", "v1", ns, None);
         api::defaults::apply(nsr, &mut obj);
         obj["status"] = json!({"phase": "Active"});
-        create_if_absent(srv, &nsr.key(None, ns), &obj).await?;
+        create_if_absent(srv, nsr, &nsr.key(None, ns), &obj).await?;
     }
     let pcr = resource("scheduling.k8s.io", "v1", "priorityclasses");
     for (name, value, description) in api::priority::SYSTEM_CLASSES {
@@ -75,7 +97,7 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
         obj["value"] = json!(value);
         obj["description"] = json!(description);
         api::defaults::apply(pcr, &mut obj);
-        create_if_absent(srv, &pcr.key(None, name), &obj).await?;
+        create_if_absent(srv, pcr, &pcr.key(None, name), &obj).await?;
     }
     let ip = srv.alloc.first_ip();
     let port = srv.config.advertise.port();
@@ -96,7 +118,7 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
         });
         svc["status"] = json!({"loadBalancer": {}});
-        create_if_absent(srv, &svc_key, &svc).await?;
+        create_if_absent(srv, svcr, &svc_key, &svc).await?;
     }
     let address = srv.advertise_ip().to_string();
     let epr = resource("", "v1", "endpoints");
@@ -106,7 +128,14 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
         "addresses": [{"ip": address}],
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
     }]);
-    ensure(srv, &epr.key(Some("default"), "kubernetes"), &ep, "subsets").await?;
+    ensure(
+        srv,
+        epr,
+        &epr.key(Some("default"), "kubernetes"),
+        &ep,
+        "subsets",
+    )
+    .await?;
     let slr = resource("discovery.k8s.io", "v1", "endpointslices");
     let mut slice = base(
         "EndpointSlice",
@@ -123,6 +152,7 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
     slice["ports"] = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
     ensure(
         srv,
+        slr,
         &slr.key(Some("default"), "kubernetes"),
         &slice,
         "endpoints",

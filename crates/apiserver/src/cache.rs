@@ -441,14 +441,9 @@ pub fn decode(bytes: &[u8], revision: Revision) -> Result<Value, serde_json::Err
     Ok(v)
 }
 
-/// Sets `metadata.resourceVersion`.
+/// Sets `metadata.resourceVersion`, at its place in upstream's field order.
 pub fn set_resource_version(v: &mut Value, revision: Revision) {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(revision.to_string()),
-        );
-    }
+    api::wire::set_resource_version(v, &revision.to_string());
 }
 
 /// `metadata.resourceVersion` as a number (0 when absent).

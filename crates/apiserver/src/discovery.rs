@@ -21,11 +21,25 @@ const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGrou
 const AGGREGATED_BETA: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
+/// A discovery document as upstream writes it: its meta/v1 (or apidiscovery) Go type's field
+/// order and zero values, found from its kind.
+fn wire_body(v: &Value) -> Vec<u8> {
+    let mut v = v.clone();
+    let type_name = match v.get("kind").and_then(Value::as_str) {
+        Some("APIGroupDiscoveryList") => "apidiscovery/v2.APIGroupDiscoveryList".to_string(),
+        Some(kind) => format!("meta/v1.{kind}"),
+        None if v.get("paths").is_some() => "meta/v1.RootPaths".to_string(),
+        None => String::new(),
+    };
+    api::wire::canonicalize_as(&type_name, &mut v);
+    api::wire::to_body(&v)
+}
+
 fn json_ok(v: &Value) -> Response {
     (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(v).unwrap_or_default(),
+        wire_body(v),
     )
         .into_response()
 }
@@ -282,7 +296,7 @@ fn aggregated(core: bool, content_type: &'static str) -> Response {
     (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, content_type)],
-        serde_json::to_vec(&body).unwrap_or_default(),
+        wire_body(&body),
     )
         .into_response()
 }

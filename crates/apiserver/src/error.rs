@@ -150,6 +150,21 @@ impl ApiError {
         .with_details(d)
     }
 
+    /// Invalid request options (upstream's NewInvalid for the meta.k8s.io kind `ListOptions`,
+    /// `CreateOptions`...): one Forbidden field.
+    pub fn invalid_options(kind: &str, field: &str, detail: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {field}: Forbidden: {detail}"),
+        )
+        .with_details(json!({"group": "meta.k8s.io", "kind": kind, "causes": [{
+            "reason": "FieldValueForbidden",
+            "message": format!("Forbidden: {detail}"),
+            "field": field,
+        }]}))
+    }
+
     pub fn gone(message: impl Into<String>) -> ApiError {
         ApiError::new(410, "Expired", message)
     }
@@ -188,6 +203,26 @@ impl ApiError {
         .with_details(details(resource, name))
     }
 
+    /// NamespaceLifecycle's refusal to create in a terminating namespace, with upstream's
+    /// NamespaceTerminating cause.
+    pub fn namespace_terminating(resource: &ResourceInfo, name: &str, namespace: &str) -> ApiError {
+        let mut e = ApiError::forbidden(
+            resource,
+            name,
+            &format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        );
+        if let Some(d) = e.details.as_mut() {
+            d["causes"] = json!([{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {namespace} is being terminated"),
+                "field": "metadata.namespace",
+            }]);
+        }
+        e
+    }
+
     pub fn service_unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(503, "ServiceUnavailable", message)
     }
@@ -200,7 +235,7 @@ impl ApiError {
         ApiError::new(500, "InternalError", message)
     }
 
-    /// The Status object of this error.
+    /// The Status object of this error, in upstream's field order.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status",
@@ -209,11 +244,10 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
+            "details": self.details,
             "code": self.code,
         });
-        if let Some(d) = &self.details {
-            status["details"] = d.clone();
-        }
+        api::wire::canonicalize_as("meta/v1.Status", &mut status);
         status
     }
 }
@@ -235,7 +269,7 @@ impl From<store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let body = api::wire::to_body(&self.to_status());
         (
             code,
             [(http::header::CONTENT_TYPE, "application/json")],

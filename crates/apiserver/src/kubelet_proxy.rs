@@ -85,9 +85,15 @@ fn container_of(pod: &Value, query: &Query) -> Result<String, ApiError> {
     };
     let containers = names("containers");
     let init = names("initContainers");
+    let ephemeral = names("ephemeralContainers");
     match query.get("container").filter(|c| !c.is_empty()) {
         Some(c) => {
-            if containers.iter().chain(init.iter()).any(|n| n == c) {
+            if containers
+                .iter()
+                .chain(init.iter())
+                .chain(ephemeral.iter())
+                .any(|n| n == c)
+            {
                 Ok(c.to_string())
             } else {
                 Err(ApiError::bad_request(format!(
@@ -243,9 +249,7 @@ pub async fn attach(
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    let wanted = ["stdin", "stdout", "stderr"]
-        .iter()
-        .any(|k| query.all(k).iter().any(|v| *v == "true" || *v == "1"));
+    let wanted = ["stdin", "stdout", "stderr"].iter().any(|k| query.flag(k));
     if !wanted {
         return Err(ApiError::bad_request(
             "you must specify at least one of stdin, stdout, stderr",

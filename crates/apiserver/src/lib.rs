@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod bootstrap;
 pub mod cache;
+pub mod componentstatus;
 pub mod discovery;
 pub mod error;
 pub mod filter;
@@ -23,6 +24,7 @@ pub mod render;
 pub mod request;
 pub mod sa_tokens;
 pub mod server;
+pub mod strategy;
 /// TLS serving, shared with the other daemons.
 pub use daemon::tls;
 pub mod watch;

@@ -353,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
         kubelet_tls: None,
         default_not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
+        etcd_servers: flags.etcd_servers.clone(),
     };
     if flags.insecure_plain_http && !flags.listen.ip().is_loopback() {
         bail!(

@@ -1,5 +1,6 @@
 //! Small helpers over objects in their JSON form: metadata fields, timestamps, generated names.
 
+use api::ResourceInfo;
 use rand::Rng;
 use serde_json::{Map, Value};
 
@@ -96,11 +97,13 @@ pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The object without `metadata.resourceVersion`, serialized for the store.
-pub fn to_stored_bytes(obj: &Value) -> Vec<u8> {
+/// Puts the object of `r` in its wire form (upstream's field order and zero values, see
+/// [`api::wire`]) and serializes it for the store, without `metadata.resourceVersion`.
+pub fn to_stored_bytes(r: &ResourceInfo, obj: &mut Value) -> Vec<u8> {
+    api::wire::canonicalize(r, obj);
     let mut copy = obj.clone();
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+        meta.shift_remove("resourceVersion");
     }
     serde_json::to_vec(&copy).unwrap_or_default()
 }

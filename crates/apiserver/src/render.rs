@@ -1,5 +1,6 @@
 //! Response rendering: objects, lists, Tables (for `kubectl get`) and PartialObjectMetadata, as
-//! the client's Accept header asks.
+//! the client's Accept header asks, written as upstream writes them (Go field order, Go's
+//! escaping, a trailing newline: [`api::wire`]).
 
 use std::sync::Arc;
 
@@ -26,11 +27,13 @@ fn respond(
 
 /// The PartialObjectMetadata of an object.
 pub fn partial_metadata(obj: &Value) -> Value {
-    json!({
+    let mut v = json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-    })
+    });
+    api::wire::canonicalize_as("meta/v1.PartialObjectMetadata", &mut v);
+    v
 }
 
 /// A Table of the given objects, with the columns `kubectl get` shows for their kind.
@@ -40,7 +43,14 @@ pub fn table(
     include: IncludeObject,
     list_meta: Value,
 ) -> Value {
-    api::table::to_table(r, objects, include, list_meta)
+    let mut t = api::table::to_table(r, objects, include, list_meta);
+    api::wire::canonicalize_as("meta/v1.Table", &mut t);
+    t
+}
+
+/// A JSON response body as upstream writes one.
+pub fn body(v: &Value) -> Vec<u8> {
+    api::wire::to_body(v)
 }
 
 /// One object in the requested rendering.
@@ -56,12 +66,7 @@ pub fn object_response(
         Rendering::Metadata => partial_metadata(&obj),
         Rendering::Table(include) => table(r, &[obj], include, json!({})),
     };
-    respond(
-        code,
-        "application/json",
-        serde_json::to_vec(&v).unwrap_or_default(),
-        warnings,
-    )
+    respond(code, "application/json", body(&v), warnings)
 }
 
 /// A list in the requested rendering. Items are written without copying them.
@@ -72,7 +77,12 @@ pub fn list_response(
     next: Option<String>,
     rendering: Rendering,
 ) -> Response {
-    let mut meta = json!({"resourceVersion": revision.to_string()});
+    // Lists that are not read from the store (componentstatuses) have no version.
+    let mut meta = if revision > 0 {
+        json!({"resourceVersion": revision.to_string()})
+    } else {
+        json!({})
+    };
     if let Some(c) = next {
         meta["continue"] = json!(c);
     }
@@ -80,19 +90,19 @@ pub fn list_response(
         Rendering::Object => {
             let mut out = Vec::with_capacity(64 + items.len() * 1024);
             out.extend_from_slice(b"{\"kind\":");
-            out.extend_from_slice(json!(r.list_kind()).to_string().as_bytes());
+            api::wire::write_value(&mut out, &json!(r.list_kind()));
             out.extend_from_slice(b",\"apiVersion\":");
-            out.extend_from_slice(json!(r.api_version()).to_string().as_bytes());
+            api::wire::write_value(&mut out, &json!(r.api_version()));
             out.extend_from_slice(b",\"metadata\":");
-            out.extend_from_slice(meta.to_string().as_bytes());
+            api::wire::write_value(&mut out, &meta);
             out.extend_from_slice(b",\"items\":[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut out, item.as_ref());
+                api::wire::write_value(&mut out, item.as_ref());
             }
-            out.extend_from_slice(b"]}");
+            out.extend_from_slice(b"]}\n");
             respond(StatusCode::OK, "application/json", out, vec![])
         }
         Rendering::Metadata => {
@@ -102,22 +112,12 @@ pub fn list_response(
                 "metadata": meta,
                 "items": items.iter().map(|o| partial_metadata(o)).collect::<Vec<_>>(),
             });
-            respond(
-                StatusCode::OK,
-                "application/json",
-                serde_json::to_vec(&list).unwrap_or_default(),
-                vec![],
-            )
+            respond(StatusCode::OK, "application/json", body(&list), vec![])
         }
         Rendering::Table(include) => {
             let objs: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
             let t = table(r, &objs, include, meta);
-            respond(
-                StatusCode::OK,
-                "application/json",
-                serde_json::to_vec(&t).unwrap_or_default(),
-                vec![],
-            )
+            respond(StatusCode::OK, "application/json", body(&t), vec![])
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Config {
     pub default_not_ready_toleration_seconds: i64,
     /// tolerationSeconds of the unreachable NoExecute toleration added to every pod.
     pub default_unreachable_toleration_seconds: i64,
+    /// The etcd endpoints of the store (empty: the embedded store), for componentstatuses.
+    pub etcd_servers: Vec<String>,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             kubelet_tls: None,
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
+            etcd_servers: Vec::new(),
         }
     }
 }

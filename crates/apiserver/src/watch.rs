@@ -127,7 +127,7 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"object\":");
-    let _ = serde_json::to_writer(&mut out, object);
+    api::wire::write_value(&mut out, object);
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -166,8 +166,10 @@ impl Watcher {
             self.last_sent = snapshot_rev.max(max_initial);
         }
         if end_bookmark {
-            let mut bm = self.bookmark_object(self.last_sent);
-            bm["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            let bm = self.bookmark_object(
+                self.last_sent,
+                Some(json!({"k8s.io/initial-events-end": "true"})),
+            );
             if self.tx.send(Ok(event_line("BOOKMARK", &bm))).await.is_err() {
                 return;
             }
@@ -183,7 +185,7 @@ impl Watcher {
                     let rev = self.srv.cache.revision();
                     if live.is_empty() && rev > self.last_sent {
                         self.last_sent = rev;
-                        let bm = self.bookmark_object(rev);
+                        let bm = self.bookmark_object(rev, None);
                         if self.tx.send(Ok(event_line("BOOKMARK", &bm))).await.is_err() {
                             return;
                         }
@@ -207,12 +209,19 @@ impl Watcher {
         }
     }
 
-    fn bookmark_object(&self, rev: i64) -> Value {
-        json!({
+    /// A BOOKMARK's object: an empty object of the watched kind with only a resourceVersion
+    /// (upstream's `{"metadata":{"resourceVersion":..,"creationTimestamp":null},...}`).
+    fn bookmark_object(&self, rev: i64, annotations: Option<Value>) -> Value {
+        let mut bm = json!({
             "kind": self.r.kind,
             "apiVersion": self.r.api_version(),
             "metadata": {"resourceVersion": rev.to_string()},
-        })
+        });
+        if let Some(a) = annotations {
+            bm["metadata"]["annotations"] = a;
+        }
+        api::wire::canonicalize(self.r, &mut bm);
+        bm
     }
 
     /// Sends one event if it concerns this watcher; false when the client is gone.

@@ -15,6 +15,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
+pub mod replication;
 pub mod serviceaccounts;
 pub mod statefulset;
 pub mod util;

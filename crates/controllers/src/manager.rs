@@ -7,7 +7,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::Api;
@@ -57,6 +59,7 @@ pub struct Informers {
     /// Only the `kube-root-ca.crt` ConfigMaps.
     pub root_ca_configmaps: Arc<Informer<ConfigMap>>,
     pub clusterroles: Arc<Informer<ClusterRole>>,
+    pub replicationcontrollers: Arc<Informer<ReplicationController>>,
 }
 
 impl Informers {
@@ -83,6 +86,7 @@ impl Informers {
                 )),
             ),
             clusterroles: Informer::new(Api::all(client.clone())),
+            replicationcontrollers: Informer::new(Api::all(client.clone())),
         }
     }
 
@@ -102,6 +106,7 @@ impl Informers {
             self.serviceaccounts.start(),
             self.root_ca_configmaps.start(),
             self.clusterroles.start(),
+            self.replicationcontrollers.start(),
         ]
         .into_iter()
         .flatten()
@@ -132,6 +137,12 @@ pub async fn run_controllers(client: Client, cfg: Config) {
     gc.watch(&inf.statefulsets);
     gc.watch(&inf.jobs);
     gc.watch(&inf.daemonsets);
+    gc.watch(&inf.replicationcontrollers);
+    let rm = crate::replicaset::ReplicaSetController::over(
+        client.clone(),
+        crate::replication::Replicated::ReplicationControllers(inf.replicationcontrollers.clone()),
+        inf.pods.clone(),
+    );
     let dsc = crate::daemonset::DaemonSetController::new(
         client.clone(),
         inf.daemonsets.clone(),
@@ -173,6 +184,7 @@ pub async fn run_controllers(client: Client, cfg: Config) {
     tasks.push(tokio::spawn(cra.run(1)));
     let w = cfg.workers;
     tasks.push(tokio::spawn(rs.run(w)));
+    tasks.push(tokio::spawn(rm.run(w)));
     tasks.push(tokio::spawn(dc.run(w)));
     tasks.push(tokio::spawn(gc.run(w)));
     tasks.push(tokio::spawn(ns.run(2)));

@@ -1,6 +1,7 @@
 //! The ReplicaSet controller: claims pods (adoption and release through controller owner
 //! references), creates and deletes pods towards spec.replicas with expectations so a lagging
-//! cache never over-creates, ranks pods for deletion like upstream, and writes status.
+//! cache never over-creates, ranks pods for deletion like upstream, and writes status. The same
+//! controller runs over ReplicationControllers (the replication manager, [`Replicated`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::events::{EventType, Recorder};
 use crate::informer::Informer;
 use crate::queue::WorkQueue;
+use crate::replication::Replicated;
 use crate::util::{self, controller_ref, key_of, split_key};
 use crate::Result;
 
@@ -80,19 +82,20 @@ impl Expectations {
     }
 }
 
-/// The ReplicaSet controller.
+/// The ReplicaSet controller (and, over ReplicationControllers, the replication manager).
 pub struct ReplicaSetController {
     client: Client,
-    rs: Arc<Informer<ReplicaSet>>,
+    rs: Replicated,
     pods: Arc<Informer<Pod>>,
     queue: Arc<WorkQueue>,
     expectations: Arc<Expectations>,
     recorder: Recorder,
 }
 
-fn rs_key_for_pod(pod: &Pod) -> Option<String> {
+/// The `ns/name` key of the owner of `pod` when it is a `kind`.
+fn owner_key_for_pod(kind: &str, pod: &Pod) -> Option<String> {
     let r = controller_ref(&pod.metadata)?;
-    (r.kind == "ReplicaSet").then(|| format!("{}/{}", pod.namespace().unwrap_or_default(), r.name))
+    (r.kind == kind).then(|| format!("{}/{}", pod.namespace().unwrap_or_default(), r.name))
 }
 
 impl ReplicaSetController {
@@ -102,10 +105,15 @@ impl ReplicaSetController {
         rs: Arc<Informer<ReplicaSet>>,
         pods: Arc<Informer<Pod>>,
     ) -> Arc<Self> {
-        let queue = WorkQueue::new("replicaset");
+        Self::over(client, Replicated::ReplicaSets(rs), pods)
+    }
+
+    /// The controller over `rs` (ReplicaSets or ReplicationControllers).
+    pub fn over(client: Client, rs: Replicated, pods: Arc<Informer<Pod>>) -> Arc<Self> {
+        let queue = WorkQueue::new(rs.controller_name());
         let expectations = Arc::new(Expectations::default());
         let c = Arc::new(ReplicaSetController {
-            recorder: Recorder::new(client.clone(), "replicaset-controller"),
+            recorder: Recorder::new(client.clone(), rs.component()),
             client,
             rs: rs.clone(),
             pods: pods.clone(),
@@ -114,17 +122,13 @@ impl ReplicaSetController {
         });
         {
             let q = queue.clone();
-            rs.on_change(move |_old, new| {
-                if let Some(o) = new {
-                    q.add(key_of(o));
-                } else if let Some(o) = _old {
-                    q.add(key_of(o));
-                }
-            });
+            rs.on_change(move |key| q.add(key));
         }
         {
             let q = queue.clone();
-            let rs_store = rs.store().clone();
+            let kind = rs.kind();
+            let rs_key_for_pod = move |p: &Pod| owner_key_for_pod(kind, p);
+            let rs_store = rs.clone();
             let exp = expectations;
             pods.on_change(move |old, new| match (old, new) {
                 (None, Some(p)) => {
@@ -189,11 +193,7 @@ impl ReplicaSetController {
     pub async fn sync(&self, key: &str) -> Result<Option<Duration>> {
         let (ns, name) = split_key(key);
         let ns = ns.unwrap_or("default");
-        let Some(rs) = self
-            .rs
-            .store()
-            .find(|r| r.name_any() == name && r.namespace().as_deref() == Some(ns))
-        else {
+        let Some(rs) = self.rs.find(ns, name) else {
             self.expectations.delete(key);
             return Ok(None);
         };
@@ -285,15 +285,14 @@ impl ReplicaSetController {
 
     async fn adopt(&self, api: &Api<Pod>, rs: &ReplicaSet, p: &Pod) -> Result<Option<Pod>> {
         // upstream's canAdopt: recheck the owner against the API (not the cache).
-        let rs_api: Api<ReplicaSet> =
-            Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
-        match rs_api.get_opt(&rs.name_any()).await? {
+        let ns = rs.namespace().unwrap_or_default();
+        match self.rs.get_fresh(&self.client, &ns, &rs.name_any()).await? {
             Some(fresh)
                 if fresh.uid() == rs.uid() && fresh.metadata.deletion_timestamp.is_none() => {}
             _ => return Ok(None),
         }
         let mut refs = p.owner_references().to_vec();
-        refs.push(util::new_controller_ref(rs));
+        refs.push(self.rs.controller_ref(rs));
         let patch =
             json!({"metadata": {"ownerReferences": refs, "resourceVersion": p.resource_version()}});
         match api
@@ -329,7 +328,7 @@ impl ReplicaSetController {
         if have < want {
             let n = (want - have).min(BURST_REPLICAS);
             self.expectations.expect(key, n as i64, HashSet::new());
-            let pod = pod_from_template(rs);
+            let pod = pod_from_template(rs, self.rs.controller_ref(rs));
             let pp = PostParams::default();
             // slow start: batches of 1, 2, 4, ... stop at the first failing batch
             let mut remaining = n;
@@ -344,8 +343,8 @@ impl ReplicaSetController {
                     match r {
                         Ok(p) => {
                             created += 1;
-                            self.recorder.event(
-                                rs,
+                            self.recorder.event_ref(
+                                self.rs.object_reference(rs),
                                 EventType::Normal,
                                 "SuccessfulCreate",
                                 &format!("Created pod: {}", p.name_any()),
@@ -362,8 +361,8 @@ impl ReplicaSetController {
                     for _ in 0..remaining {
                         self.expectations.creation_observed(key);
                     }
-                    self.recorder.event(
-                        rs,
+                    self.recorder.event_ref(
+                        self.rs.object_reference(rs),
                         EventType::Warning,
                         "FailedCreate",
                         &format!("Error creating: {e}"),
@@ -412,8 +411,8 @@ impl ReplicaSetController {
                 match r {
                     Ok(_) => {
                         deleted.insert(uid);
-                        self.recorder.event(
-                            rs,
+                        self.recorder.event_ref(
+                            self.rs.object_reference(rs),
                             EventType::Normal,
                             "SuccessfulDelete",
                             &format!("Deleted pod: {name}"),
@@ -449,19 +448,8 @@ impl ReplicaSetController {
         let now = jiff::Timestamp::now();
         let st = compute_status(rs, owned, min_ready, now, manage_err.map(|e| e.to_string()));
         let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        if rs.status.as_ref() != Some(&st) {
-            let mut new = rs.clone();
-            new.status = Some(st.clone());
-            let api: Api<ReplicaSet> =
-                Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
-            match api
-                .replace_status(&rs.name_any(), &PostParams::default(), &new)
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
+        if rs.status.as_ref() != Some(&st) && !self.rs.write_status(&self.client, rs, &st).await? {
+            return Ok(None);
         }
         // requeue to flip pods to available once minReadySeconds passed
         if min_ready > 0 && st.ready_replicas == Some(want) && st.available_replicas != Some(want) {
@@ -536,8 +524,8 @@ pub fn compute_status(
     }
 }
 
-/// A new pod for `rs`: its template, generateName `<rs>-`, a controller owner reference.
-pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
+/// A new pod for `rs`: its template, generateName `<rs>-`, the controller reference `owner`.
+pub fn pod_from_template(rs: &ReplicaSet, owner: OwnerReference) -> Pod {
     let tmpl = rs
         .spec
         .as_ref()
@@ -551,7 +539,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: tm.labels,
             annotations: tm.annotations,
             finalizers: tm.finalizers,
-            owner_references: Some(vec![util::new_controller_ref(rs)]),
+            owner_references: Some(vec![owner]),
             ..Default::default()
         },
         spec: tmpl.spec,
@@ -559,7 +547,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     }
 }
 
-fn enqueue_matching(store: &kube::runtime::reflector::Store<ReplicaSet>, p: &Pod, q: &WorkQueue) {
+fn enqueue_matching(store: &Replicated, p: &Pod, q: &WorkQueue) {
     if p.metadata.deletion_timestamp.is_some() {
         return;
     }
@@ -570,7 +558,7 @@ fn enqueue_matching(store: &kube::runtime::reflector::Store<ReplicaSet>, p: &Pod
         }
         if let Some(sel) = rs.spec.as_ref().map(|s| &s.selector) {
             if !util::selector_is_empty(sel) && util::selector_matches(sel, p.labels()) {
-                q.add(key_of(rs.as_ref()));
+                q.add(key_of(&rs));
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod claims;
 pub mod cri;
 pub mod env;
+pub mod ephemeral;
 pub mod manager;
 pub mod netplugin;
 pub mod node;

@@ -45,7 +45,7 @@ fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        format!("{body}\n"),
     )
         .into_response()
 }
@@ -83,10 +83,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// A boolean query parameter as Go's strconv.ParseBool reads it (the Python client sends
+/// `stdin=True`); present without a value counts as true.
 fn flag(q: &HashMap<String, Vec<String>>, k: &str) -> bool {
     q.get(k)
         .and_then(|v| v.first())
-        .is_some_and(|v| v == "1" || v == "true" || v.is_empty())
+        .is_some_and(|v| matches!(v.as_str(), "" | "1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
 fn int(q: &HashMap<String, Vec<String>>, k: &str) -> Option<i64> {
@@ -621,9 +623,14 @@ fn websocket_messages(
     tokio::spawn(async move {
         while let Some(Ok(msg)) = ws_rx.next().await {
             match msg {
-                Message::Binary(bytes) if in_tx.send(bytes.to_vec()).await.is_err() => break,
                 Message::Close(_) => break,
-                _ => {}
+                other => {
+                    if let Some(bytes) = channel_message(other) {
+                        if in_tx.send(bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                }
             }
         }
     });
@@ -789,6 +796,17 @@ async fn finish_stream(
         .await;
 }
 
+/// The bytes of a channel-protocol message. Like upstream's stream server (wsstream), text
+/// frames count as binary ones: the official Python client sends `str` data as text frames,
+/// channel byte first.
+fn channel_message(msg: Message) -> Option<Vec<u8>> {
+    match msg {
+        Message::Binary(b) => Some(b.to_vec()),
+        Message::Text(t) => Some(t.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
 /// Feeds the client's channel 0 into `stdin` until the client closes stdin (v5's close
 /// signal), a write fails or the client goes away; then stays pending, so that the output side
 /// decides when the stream ends.
@@ -805,10 +823,11 @@ async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
         }
     };
     while let Some(Ok(msg)) = stream.next().await {
-        let data = match msg {
-            Message::Binary(b) => b.to_vec(),
-            Message::Close(_) => break,
-            _ => continue,
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+        let Some(data) = channel_message(msg) else {
+            continue;
         };
         let Some((&chan, rest)) = data.split_first() else {
             continue;
@@ -988,6 +1007,13 @@ mod tests {
             render_logs(text, None, true, Some(1)),
             "2026-11-23T10:00:02.000000000Z three\n"
         );
+    }
+
+    #[test]
+    fn flags_parse_like_go() {
+        let q = parse_query(Some("stdin=True&stdout=1&stderr=false&tty=FALSE&x"));
+        assert!(flag(&q, "stdin") && flag(&q, "stdout") && flag(&q, "x"));
+        assert!(!flag(&q, "stderr") && !flag(&q, "tty") && !flag(&q, "missing"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct PodView {
     pub init: BTreeMap<String, ContainerView>,
     /// App containers by name.
     pub containers: BTreeMap<String, ContainerView>,
+    /// Ephemeral containers (`kubectl debug`) by name.
+    pub ephemeral: BTreeMap<String, ContainerView>,
     /// The pod IP (empty until the sandbox has one).
     pub pod_ip: String,
     /// The node's IP.
@@ -240,6 +242,19 @@ pub fn pod_status(pod: &Pod, view: &PodView, now: jiff::Timestamp) -> PodStatus 
             container_status(&c.name, c.image.as_deref().unwrap_or(""), v)
         })
         .collect();
+    // Ephemeral containers never make a pod ready or unready, nor change its phase.
+    let ephemeral: Vec<ContainerStatus> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .map(|c| {
+            let v = view.ephemeral.get(&c.name).unwrap_or(&default_view);
+            let mut s = container_status(&c.name, c.image.as_deref().unwrap_or(""), v);
+            s.ready = false;
+            s.started = Some(s.state.as_ref().is_some_and(|st| st.running.is_some()));
+            s
+        })
+        .collect();
     let phase = view
         .terminal_phase
         .clone()
@@ -329,6 +344,7 @@ pub fn pod_status(pod: &Pod, view: &PodView, now: jiff::Timestamp) -> PodStatus 
         qos_class: Some(crate::resources::qos_class(pod).to_string()),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
         nominated_node_name: old.nominated_node_name.clone(),
         ..Default::default()
     }

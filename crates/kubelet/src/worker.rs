@@ -700,6 +700,7 @@ impl Worker {
             stdin: c.stdin == Some(true),
             stdin_once: c.stdin_once == Some(true),
             tty: c.tty == Some(true),
+            pid_namespace_of: None,
         })
     }
 
@@ -719,13 +720,18 @@ impl Worker {
             return Ok(());
         }
         let src = self.env_sources(pod).await;
-        let cfg = match self.container_config(pod, c, kind, restart, mounts, &src) {
+        let mut cfg = match self.container_config(pod, c, kind, restart, mounts, &src) {
             Ok(cfg) => cfg,
             Err((reason, msg)) => {
                 self.fail_start(pod, c, &reason, &msg);
                 return Ok(());
             }
         };
+        if kind == crate::ephemeral::KIND {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let all = self.shared.runtime.list_containers().await?;
+            cfg.pid_namespace_of = crate::ephemeral::target_id(&spec, &c.name, &all);
+        }
         if let Some(parent) = cfg.log_path.as_ref().and_then(|p| p.parent()) {
             std::fs::create_dir_all(parent).map_err(|source| SyncError::Io {
                 path: parent.display().to_string(),
@@ -1273,6 +1279,11 @@ impl Worker {
                 next = next.min(Duration::from_secs(1));
             }
         }
+        // Ephemeral containers (kubectl debug): started once, whatever the others do.
+        for c in crate::ephemeral::to_start(&spec, &mine) {
+            self.start_container(pod, &sandbox.id, &c, crate::ephemeral::KIND, 0, &mounts)
+                .await?;
+        }
         let containers = self.shared.runtime.list_containers().await?;
         let mine: Vec<ContainerState> = containers
             .into_iter()
@@ -1330,6 +1341,11 @@ impl Worker {
                 &mut view.init,
             ),
             ("app", spec.containers.clone(), &mut view.containers),
+            (
+                crate::ephemeral::KIND,
+                crate::ephemeral::containers(&spec),
+                &mut view.ephemeral,
+            ),
         ] {
             for c in list {
                 let inst = instances(&mine, &c.name, kind);

@@ -642,6 +642,17 @@ impl Runtime {
                 Ns::Host
             } else if c.share_pid {
                 nsp("pid")
+            } else if let Some(target) = &cfg.pid_namespace_of {
+                // An ephemeral container aimed at another one (`kubectl debug --target`).
+                let t = self.state(target)?;
+                if t.status != "running" {
+                    return Err(RuntimeError::State {
+                        id: target.clone(),
+                        status: t.status,
+                        what: "target container not running",
+                    });
+                }
+                Ns::Join(PathBuf::from(format!("/proc/{}/ns/pid", t.pid)))
             } else {
                 Ns::New
             },

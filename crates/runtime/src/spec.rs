@@ -231,6 +231,10 @@ pub struct ContainerConfig {
     /// holds the pty's master, logs what it reads as stdout, feeds it the stdin FIFO, and
     /// resizes it ([`crate::runtime::Runtime::resize`]).
     pub tty: bool,
+    /// Join the PID namespace of this running container of the same sandbox instead of a new
+    /// one (an ephemeral container's `targetContainerName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace_of: Option<String>,
 }
 
 /// How a container gets one namespace.

@@ -6,6 +6,7 @@ pub mod etcd;
 pub mod leftovers;
 pub mod netns;
 pub mod privacy;
+pub mod python;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -312,7 +312,8 @@ fn build_schemas() -> BTreeMap<String, Value> {
     subschemas!(generator;
         core::Namespace, core::Pod, core::Node, core::Service, core::Endpoints, core::ConfigMap,
         core::Secret, core::Event, core::ServiceAccount, core::PersistentVolumeClaim,
-        core::PersistentVolume, core::Binding, policy::Eviction,
+        core::PersistentVolume, core::Binding, policy::Eviction, core::ReplicationController,
+        core::ComponentStatus,
         apps::Deployment, apps::ReplicaSet, apps::StatefulSet, apps::DaemonSet,
         apps::ControllerRevision, autoscaling_v1::Scale,
         batch::Job, coordination::Lease, discovery::EndpointSlice, scheduling::PriorityClass,

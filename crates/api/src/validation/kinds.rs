@@ -34,6 +34,7 @@ pub(crate) fn validate_kind(resource: &ResourceInfo, object: &Value, errs: &mut 
         }
         ("apps", "Deployment") => workloads::validate_deployment(object, errs),
         ("apps", "ReplicaSet") => workloads::validate_replicaset(object, errs),
+        ("", "ReplicationController") => workloads::validate_replication_controller(object, errs),
         ("apps", "StatefulSet") => workloads::validate_statefulset(object, errs),
         ("apps", "DaemonSet") => workloads::validate_daemonset(object, errs),
         ("apps", "ControllerRevision") => workloads::validate_controller_revision(object, errs),

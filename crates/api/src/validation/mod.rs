@@ -6,6 +6,7 @@
 //! `Unsupported value: "x": supported values: "A", "B"`, `Duplicate value: "x"`,
 //! `Forbidden: detail`, `Too long: detail`.
 
+mod ephemeral;
 mod kinds;
 mod names;
 mod pod;
@@ -484,6 +485,15 @@ pub(crate) fn one_of(
 
 /// Validates a new object.
 pub fn validate_create(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
+    let mut errs = validate_object(resource, object);
+    if (resource.group, resource.kind) == ("", "Pod") {
+        ephemeral::validate_pod_create(object, &mut errs);
+    }
+    errs
+}
+
+/// The checks an object is held to on create and on update: metadata and its kind's rules.
+fn validate_object(resource: &ResourceInfo, object: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_object_meta(
         object.get("metadata"),
@@ -498,8 +508,21 @@ pub fn validate_create(resource: &ResourceInfo, object: &Value) -> Vec<FieldErro
 
 /// Validates an update of `old` into `new` (including the immutable fields).
 pub fn validate_update(resource: &ResourceInfo, new: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = validate_create(resource, new);
+    let mut errs = validate_object(resource, new);
     update::validate_immutable(resource, new, old, &mut errs);
+    errs
+}
+
+/// Validates a write of pods/ephemeralcontainers (upstream's
+/// ValidatePodEphemeralContainersUpdate): the pod as a whole, and its existing ephemeral
+/// containers unchanged.
+pub fn validate_ephemeral_containers_update(
+    resource: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> Vec<FieldError> {
+    let mut errs = validate_object(resource, new);
+    ephemeral::validate_update(new, old, &mut errs);
     errs
 }
 

@@ -56,6 +56,38 @@ pub(crate) fn validate_pod_spec_with_claims(
             validate_container(c, &cpath, &volumes, is_init, errs);
         }
     }
+    let others = names.clone();
+    let list_path = child(path, "ephemeralContainers");
+    for (i, c) in arr(spec, "ephemeralContainers").iter().enumerate() {
+        let cpath = index(&list_path, i);
+        let name = s(c, "name");
+        if name.is_empty() {
+            errs.push(FieldError::required(child(&cpath, "name"), ""));
+        } else {
+            for msg in is_dns1123_label(name) {
+                errs.push(FieldError::invalid(child(&cpath, "name"), &c["name"], &msg));
+            }
+            if !names.insert(name.to_string()) {
+                errs.push(FieldError::duplicate(child(&cpath, "name"), &c["name"]));
+            }
+        }
+        super::ephemeral::validate_ephemeral_container(c, &cpath, &others, errs);
+        // The ordinary checks, on the fields an ephemeral container may have.
+        let mut common = c.clone();
+        if let Some(m) = common.as_object_mut() {
+            for f in [
+                "ports",
+                "resources",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+                "lifecycle",
+            ] {
+                m.remove(f);
+            }
+        }
+        validate_container(&common, &cpath, &volumes, false, errs);
+    }
     match spec.get("restartPolicy") {
         None | Some(Value::Null) => {
             errs.push(FieldError::required(child(path, "restartPolicy"), ""))

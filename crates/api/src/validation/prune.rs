@@ -62,6 +62,10 @@ pub fn prune_kind(
             roundtrip::<core::v1::PersistentVolumeClaim>(&object, kind)?
         }
         ("", "PersistentVolume") => roundtrip::<core::v1::PersistentVolume>(&object, kind)?,
+        ("", "ReplicationController") => {
+            roundtrip::<core::v1::ReplicationController>(&object, kind)?
+        }
+        ("", "ComponentStatus") => roundtrip::<core::v1::ComponentStatus>(&object, kind)?,
         ("", "Binding") => roundtrip::<core::v1::Binding>(&object, kind)?,
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(&object, kind)?,
         ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(&object, kind)?,

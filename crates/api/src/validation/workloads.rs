@@ -17,6 +17,8 @@ pub(crate) enum Workload {
     StatefulSet,
     DaemonSet,
     Job,
+    /// core/v1 ReplicationController: a plain label map as selector.
+    ReplicationController,
 }
 
 impl Workload {
@@ -27,6 +29,7 @@ impl Workload {
             Workload::StatefulSet => "statefulset",
             Workload::DaemonSet => "daemonset",
             Workload::Job => "job",
+            Workload::ReplicationController => "replicationcontroller",
         }
     }
 }
@@ -40,36 +43,49 @@ fn validate_selector_and_template(
 ) {
     let sel_path = child(path, "selector");
     let selector = spec.get("selector").filter(|v| !v.is_null());
-    let parsed = match selector {
-        None => {
-            if kind != Workload::DaemonSet {
-                errs.push(FieldError::required(&sel_path, ""));
-            }
-            Some(Selector::nothing())
+    let parsed = if kind == Workload::ReplicationController {
+        // upstream's ValidateNonEmptySelector over a label map
+        let labels = selector
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty());
+        if labels.is_none() {
+            errs.push(FieldError::required(&sel_path, ""));
         }
-        Some(sel) => {
-            validate_label_selector(sel, &sel_path, errs);
-            let count = sel
-                .get("matchLabels")
-                .and_then(Value::as_object)
-                .map_or(0, |m| m.len())
-                + arr(sel, "matchExpressions").len();
-            if count == 0 {
-                errs.push(FieldError::invalid_raw(
-                    &sel_path,
-                    &go_label_selector(sel),
-                    &format!("empty selector is invalid for {}", kind.noun()),
-                ));
+        let as_selector =
+            serde_json::json!({"matchLabels": selector.cloned().unwrap_or(Value::Null)});
+        Selector::from_value(Some(&as_selector)).ok()
+    } else {
+        match selector {
+            None => {
+                if kind != Workload::DaemonSet {
+                    errs.push(FieldError::required(&sel_path, ""));
+                }
+                Some(Selector::nothing())
             }
-            match Selector::from_value(Some(sel)) {
-                Ok(s) => Some(s),
-                Err(_) => {
+            Some(sel) => {
+                validate_label_selector(sel, &sel_path, errs);
+                let count = sel
+                    .get("matchLabels")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+                    + arr(sel, "matchExpressions").len();
+                if count == 0 {
                     errs.push(FieldError::invalid_raw(
                         &sel_path,
                         &go_label_selector(sel),
-                        "invalid label selector",
+                        &format!("empty selector is invalid for {}", kind.noun()),
                     ));
-                    None
+                }
+                match Selector::from_value(Some(sel)) {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        errs.push(FieldError::invalid_raw(
+                            &sel_path,
+                            &go_label_selector(sel),
+                            "invalid label selector",
+                        ));
+                        None
+                    }
                 }
             }
         }
@@ -146,6 +162,10 @@ fn validate_selector_and_template(
                     "activeDeadlineSeconds in DaemonSet is not Supported",
                 ),
                 Workload::StatefulSet => FieldError::invalid(path, value, "must not be specified"),
+                Workload::ReplicationController => FieldError::forbidden(
+                    path,
+                    "activeDeadlineSeconds in ReplicationController is not Supported",
+                ),
                 _ => FieldError::invalid(
                     path,
                     value,
@@ -369,6 +389,15 @@ pub(crate) fn validate_replicaset(obj: &Value, errs: &mut Vec<FieldError>) {
     non_negative(spec, "replicas", "spec", errs);
     non_negative(spec, "minReadySeconds", "spec", errs);
     validate_selector_and_template(spec, "spec", Workload::ReplicaSet, errs);
+}
+
+/// upstream's ValidateReplicationControllerSpec.
+pub(crate) fn validate_replication_controller(obj: &Value, errs: &mut Vec<FieldError>) {
+    let empty = Value::Object(Default::default());
+    let spec = obj.get("spec").unwrap_or(&empty);
+    non_negative(spec, "minReadySeconds", "spec", errs);
+    non_negative(spec, "replicas", "spec", errs);
+    validate_selector_and_template(spec, "spec", Workload::ReplicationController, errs);
 }
 
 pub(crate) fn validate_statefulset(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -735,6 +764,49 @@ mod tests {
                 "spec.scaleTargetRef.name: Required value",
                 "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`",
             ]
+        );
+    }
+
+    #[test]
+    fn replication_controllers_are_validated_like_upstream() {
+        let rc = |spec: serde_json::Value| serde_json::json!({"metadata": {"name": "rc", "namespace": "default"}, "spec": spec});
+        let template = |labels: serde_json::Value| {
+            serde_json::json!({"metadata": {"labels": labels},
+            "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+                "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "Always",
+                    "terminationMessagePolicy": "File"}]}})
+        };
+        let r = crate::registry::find("", "v1", "replicationcontrollers").unwrap();
+        let msgs = |v: &serde_json::Value| -> Vec<String> {
+            crate::validation::validate_create(r, v)
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert!(msgs(&rc(
+            serde_json::json!({"replicas": 1, "selector": {"app": "a"},
+            "template": template(serde_json::json!({"app": "a"}))})
+        ))
+        .is_empty());
+        assert_eq!(
+            msgs(&rc(
+                serde_json::json!({"replicas": -1, "template": template(serde_json::json!({"app": "a"}))})
+            )),
+            [
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                "spec.selector: Required value"
+            ]
+        );
+        assert_eq!(
+            msgs(&rc(serde_json::json!({"replicas": 1, "selector": {"app": "b"},
+                "template": template(serde_json::json!({"app": "a"}))}))),
+            ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\"}: `selector` does not match template `labels`"]
+        );
+        assert_eq!(
+            msgs(&rc(
+                serde_json::json!({"replicas": 1, "selector": {"app": "a"}})
+            )),
+            ["spec.template: Required value"]
         );
     }
 }

@@ -556,3 +556,48 @@ pub fn container<'a>(
         .iter()
         .find(|c| c.name == name)
 }
+
+/// Runs `kubectl ARGS` on a pseudo-terminal of 111 columns and 33 rows, types `input` (if any)
+/// once kubectl says it is attached, and returns what the terminal showed until kubectl ended
+/// (bounded).
+pub fn in_a_terminal(c: &Cluster, args: &[&str], input: &[u8]) -> String {
+    let script = r#"
+import fcntl, os, select, struct, subprocess, sys, termios, time
+kubectl, kubeconfig, line = sys.argv[1:4]
+args = sys.argv[4:]
+master, slave = os.openpty()
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+p = subprocess.Popen([kubectl, "--kubeconfig", kubeconfig] + args,
+                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+os.close(slave)
+out, sent, end = b"", False, time.time() + 30
+while time.time() < end:
+    if line and not sent and b"pressing enter" in out:
+        time.sleep(0.5)
+        os.write(master, line.encode())
+        sent = True
+    r, _, _ = select.select([master], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    elif p.poll() is not None:
+        break
+p.kill()
+sys.stdout.write(out.decode(errors="replace"))
+"#;
+    let kubectl = testkit::kubectl().expect("kubectl");
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(kubectl)
+        .arg(&c.kubeconfig)
+        .arg(String::from_utf8_lossy(input).to_string())
+        .args(args)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
