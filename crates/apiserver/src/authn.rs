@@ -100,6 +100,11 @@ impl Authenticator {
         self
     }
 
+    /// Whether `token` is one of the static tokens.
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.tokens.contains_key(token)
+    }
+
     /// Authenticates by certificate or static token; `other_token` is asked about bearer
     /// tokens the static file does not know (ServiceAccount and bootstrap tokens): `None` when
     /// it does not recognize the token's form either.

@@ -103,6 +103,20 @@ struct Flags {
     /// default too: kubelets often serve self-signed certificates).
     #[arg(long)]
     kubelet_certificate_authority: Option<PathBuf>,
+    /// The public key ServiceAccount tokens are checked with (PEM; default with --cert-dir: its
+    /// sa.pub).
+    #[arg(long)]
+    service_account_key_file: Option<PathBuf>,
+    /// The private key ServiceAccount tokens are signed with (PEM; default with --cert-dir: its
+    /// sa.key).
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// The `iss` of issued tokens, and the only issuer accepted.
+    #[arg(long, default_value = "https://kubernetes.default.svc.cluster.local")]
+    service_account_issuer: String,
+    /// Audiences tokens must name one of (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
     /// Serve plain HTTP, without TLS (only on a loopback --listen address), and dial kubelets
     /// over plain HTTP: a test cluster whose kubelets run with --insecure-plain-http.
     #[arg(long)]
@@ -298,9 +312,33 @@ fn security(flags: &Flags, tls: Option<&TlsMaterial>) -> anyhow::Result<apiserve
     if let Some(p) = &flags.token_auth_file {
         authn = authn.with_token_file(p)?;
     }
+    let own_dir = tls
+        .and_then(|t| t.own.as_ref())
+        .map(|o| o.dir().to_path_buf());
+    let own_or = |given: &Option<PathBuf>, name: &str| -> Option<PathBuf> {
+        given
+            .clone()
+            .or_else(|| own_dir.as_ref().map(|d| d.join(name)))
+            .or_else(|| Some(flags.cert_dir.join(name)).filter(|p| p.exists()))
+    };
+    let sa_tokens = match own_or(&flags.service_account_key_file, "sa.pub") {
+        Some(public) => {
+            let private = own_or(&flags.service_account_signing_key_file, "sa.key")
+                .map(|p| read(&p))
+                .transpose()?;
+            Some(Arc::new(apiserver::sa_tokens::Tokens::new(
+                &read(&public)?,
+                private.as_deref(),
+                &flags.service_account_issuer,
+                flags.api_audiences.clone(),
+            )?))
+        }
+        None => None,
+    };
     Ok(apiserver::Security {
         authn,
         authz: apiserver::authz::Authorizer::new(flags.authorization_mode.clone()),
+        sa_tokens,
     })
 }
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 use auth::rbac::RuleSource;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::cache::{CacheEvent, EventType, WatchCache};
+use crate::informer::{self, Follower};
 
 #[derive(Default)]
 struct Maps {
@@ -48,41 +48,14 @@ impl RbacIndex {
             "rolebindings",
             "clusterrolebindings",
         ] {
-            let Some(r) = api::registry::find("rbac.authorization.k8s.io", "v1", plural) else {
-                tracing::warn!(
-                    plural,
-                    "RBAC resource not served: the index leaves it empty"
-                );
-                continue;
-            };
-            let rc = cache.resource(r);
-            let cache = cache.clone();
-            let index = index.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Some(mut sub) = rc.subscribe(cache.revision(), true).await else {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    };
-                    index.clear(plural);
-                    for ev in sub.backlog.drain(..) {
-                        index.apply(plural, &ev);
-                    }
-                    loop {
-                        match sub.live.recv().await {
-                            Ok(ev) => index.apply(plural, &ev),
-                            // Fell behind: start again from the current objects.
-                            Err(RecvError::Lagged(_)) => break,
-                            Err(RecvError::Closed) => return,
-                        }
-                    }
-                }
-            });
+            informer::follow(cache, "rbac.authorization.k8s.io", plural, index.clone());
         }
         index
     }
+}
 
-    fn clear(&self, plural: &str) {
+impl Follower for RbacIndex {
+    fn reset(&self, plural: &str) {
         let Ok(mut m) = self.maps.write() else { return };
         match plural {
             "roles" => m.roles.clear(),

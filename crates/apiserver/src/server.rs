@@ -12,18 +12,23 @@ use http::{HeaderMap, Method, Uri};
 use ipnet::Ipv4Net;
 use store::Store;
 
-use auth::{Decision, UserInfo};
+use auth::rbac::RbacAuthorizer;
+use auth::UserInfo;
 
 use crate::admission;
 use crate::allocator::Allocator;
-use crate::authn::{Authenticator, Authn};
-use crate::authz::{self, Authorizer};
+use crate::authn::Authenticator;
+use crate::authz::{Authorizer, Mode};
 use crate::cache::WatchCache;
 use crate::discovery;
 use crate::error::ApiError;
+use crate::gate;
 use crate::handlers;
 use crate::metrics::Metrics;
+use crate::node_graph::NodeGraph;
+use crate::rbac_index::RbacIndex;
 use crate::request::{self, Query};
+use crate::sa_tokens::Tokens;
 use crate::tls::PeerCerts;
 
 /// What the server needs to know at start.
@@ -75,6 +80,9 @@ pub struct Security {
     pub authn: Authenticator,
     /// How they are authorized.
     pub authz: Authorizer,
+    /// Checks (and, with the private key, issues) ServiceAccount tokens; None: ServiceAccount
+    /// tokens are not accepted.
+    pub sa_tokens: Option<Arc<Tokens>>,
 }
 
 impl Default for Security {
@@ -83,6 +91,7 @@ impl Default for Security {
         Security {
             authn: Authenticator::anonymous_only(),
             authz: Authorizer::always_allow(),
+            sa_tokens: None,
         }
     }
 }
@@ -95,6 +104,10 @@ pub struct ApiServer {
     pub config: Config,
     pub metrics: Metrics,
     pub security: Security,
+    /// The RBAC authorizer over the RBAC objects.
+    pub rbac: RbacAuthorizer<Arc<RbacIndex>>,
+    /// Which objects each node's pods use (only with the Node authorizer).
+    pub node_graph: Option<Arc<NodeGraph>>,
 }
 
 impl ApiServer {
@@ -129,7 +142,15 @@ impl ApiServer {
         {
             admission::restore(services, &svc, &alloc);
         }
+        let rbac = RbacAuthorizer::new(RbacIndex::start(&cache));
+        let node_graph = security
+            .authz
+            .modes()
+            .contains(&Mode::Node)
+            .then(|| NodeGraph::start(&cache));
         let srv = Arc::new(ApiServer {
+            rbac,
+            node_graph,
             store,
             cache,
             alloc,
@@ -190,8 +211,8 @@ async fn dispatch(State(srv): State<Arc<ApiServer>>, mut req: axum::extract::Req
     let path = uri.path().to_string();
     let query = Query::parse(uri.query());
     let (verb, resource, response) =
-        match gate(&srv, peer.as_ref(), &method, &path, &query, &headers) {
-            Ok(_user) => route(&srv, &method, &path, &query, &headers, body, upgrade).await,
+        match gate::gate(&srv, peer.as_ref(), &method, &path, &query, &headers).await {
+            Ok(user) => route(&srv, &user, &method, &path, &query, &headers, body, upgrade).await,
             Err(e) => ("other", "", Err(e)),
         };
     let response = match response {
@@ -216,41 +237,12 @@ async fn dispatch(State(srv): State<Arc<ApiServer>>, mut req: axum::extract::Req
     response
 }
 
-/// Authentication then authorization of one request: who it is, or the 401 or 403.
-fn gate(
-    srv: &ApiServer,
-    peer: Option<&PeerCerts>,
-    method: &Method,
-    path: &str,
-    query: &Query,
-    headers: &HeaderMap,
-) -> Result<UserInfo, ApiError> {
-    let user = match srv.security.authn.authenticate(peer, headers, |_| None) {
-        Authn::User(u) => u,
-        Authn::Invalid(why) => {
-            tracing::info!(%path, reason = %why, "authentication failed");
-            return Err(ApiError::unauthorized());
-        }
-        Authn::Missing => return Err(ApiError::unauthorized()),
-    };
-    let attrs = authz::attributes(method, path, query, &user);
-    match srv
-        .security
-        .authz
-        .authorize(&attrs, |_, _| Decision::NoOpinion(String::new()))
-    {
-        Decision::Allow(_) => Ok(user),
-        Decision::Deny(reason) | Decision::NoOpinion(reason) => {
-            tracing::debug!(user = %user.name, verb = %attrs.verb, %path, "forbidden");
-            Err(ApiError::forbidden_by_authorizer(&attrs, &reason))
-        }
-    }
-}
-
 type Routed = (&'static str, &'static str, Result<Response, ApiError>);
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     method: &Method,
     path: &str,
     query: &Query,
@@ -294,6 +286,6 @@ async fn route(
     };
     let plural = rp.resource.plural;
     let verb = handlers::verb_name(method, &rp, query);
-    let result = handlers::handle(srv, method, rp, query, headers, body, upgrade).await;
+    let result = handlers::handle(srv, user, method, rp, query, headers, body, upgrade).await;
     (verb, plural, result)
 }

@@ -1,6 +1,7 @@
 //! CREATE: type checks, unknown-field pruning, metadata the server owns, namespace lifecycle,
 //! defaulting, the kind's strategy, admission and validation (upstream's registry Store.Create).
 
+use auth::UserInfo;
 use std::sync::Arc;
 
 use api::ResourceInfo;
@@ -108,6 +109,7 @@ pub(super) async fn check_namespace_for_create(
 
 pub(super) async fn create(
     srv: &Arc<ApiServer>,
+    _user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     mut obj: Value,

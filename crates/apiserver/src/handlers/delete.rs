@@ -1,6 +1,7 @@
 //! DELETE and DELETECOLLECTION: preconditions, propagation finalizers, graceful pod deletion,
 //! namespace termination (upstream's Store.Delete).
 
+use auth::UserInfo;
 use std::sync::Arc;
 
 use api::ResourceInfo;
@@ -107,6 +108,7 @@ pub(super) fn delete_status(r: &ResourceInfo, obj: &Value) -> Value {
 /// Deletes one object; returns the response body and whether it is gone.
 pub(super) async fn delete_one(
     srv: &Arc<ApiServer>,
+    _user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -276,13 +278,14 @@ pub(super) async fn delete_one(
 
 pub(super) async fn delete(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
     opts: DeleteOptions,
     rendering: Rendering,
 ) -> Result<Response, ApiError> {
-    let (obj, gone) = delete_one(srv, r, ns, name, &opts).await?;
+    let (obj, gone) = delete_one(srv, user, r, ns, name, &opts).await?;
     if gone {
         if r.kind == "Pod" {
             return Ok(render::object_response(
@@ -310,6 +313,7 @@ pub(super) async fn delete(
 
 pub(super) async fn delete_collection(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     query: &Query,
@@ -335,7 +339,7 @@ pub(super) async fn delete_collection(
         }
         let obj_ns = objects::meta_str(&obj, "namespace").map(String::from);
         let name = objects::name(&obj).to_string();
-        match delete_one(srv, r, obj_ns.as_deref(), &name, &opts).await {
+        match delete_one(srv, user, r, obj_ns.as_deref(), &name, &opts).await {
             Ok((o, _)) => deleted.push(o),
             Err(e) if e.code == 404 => {}
             // the system PriorityClasses stay

@@ -11,6 +11,7 @@ mod pods;
 mod scale;
 mod update;
 
+use auth::UserInfo;
 pub(crate) use common::cached_or_stored;
 pub use common::{add_warnings, get_object, UpdateKind};
 use common::{read_body, read_json};
@@ -54,6 +55,7 @@ pub fn verb_name(method: &Method, rp: &ResourcePath, query: &Query) -> &'static 
 /// Handles one resource request.
 pub async fn handle(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     method: &Method,
     rp: ResourcePath,
     query: &Query,
@@ -127,23 +129,24 @@ pub async fn handle(
         }
         (Method::POST, None, None) => {
             let value = read_json(headers, body).await?;
-            create(srv, r, ns, value, query, rendering).await
+            create(srv, user, r, ns, value, query, rendering).await
         }
         (Method::POST, Some(name), Some(Subresource::Binding)) => {
             let value = read_json(headers, body).await?;
-            bind(srv, r, ns, name, value, query).await
+            bind(srv, user, r, ns, name, value, query).await
         }
         (Method::POST, Some(name), Some(Subresource::Eviction)) => {
             let value = read_json(headers, body).await?;
-            evict(srv, r, ns, name, value).await
+            evict(srv, user, r, ns, name, value).await
         }
         (Method::PUT, Some(name), sub) => {
             let value = read_json(headers, body).await?;
             let kind = update_kind(&rp, sub)?;
             if kind == UpdateKind::Scale {
-                return update_scale(srv, r, ns, name, value, query.dry_run()?, rendering).await;
+                return update_scale(srv, user, r, ns, name, value, query.dry_run()?, rendering)
+                    .await;
             }
-            update(srv, r, ns, name, value, kind, query, rendering).await
+            update(srv, user, r, ns, name, value, kind, query, rendering).await
         }
         (Method::PATCH, Some(name), sub) => {
             let content_type = headers
@@ -160,19 +163,19 @@ pub async fn handle(
                 rendering,
             };
             if kind == UpdateKind::Scale {
-                return patch_scale(srv, r, ns, name, patch, query.dry_run()?).await;
+                return patch_scale(srv, user, r, ns, name, patch, query.dry_run()?).await;
             }
-            patch_object(srv, r, ns, name, patch, query).await
+            patch_object(srv, user, r, ns, name, patch, query).await
         }
         (Method::DELETE, Some(name), None) => {
             let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
-            delete(srv, r, ns, name, opts, rendering).await
+            delete(srv, user, r, ns, name, opts, rendering).await
         }
         (Method::DELETE, None, None) => {
             let bytes = read_body(body).await?;
             let opts = DeleteOptions::parse(query, &bytes)?;
-            delete_collection(srv, r, ns, query, opts, rendering).await
+            delete_collection(srv, user, r, ns, query, opts, rendering).await
         }
         _ => Err(ApiError::method_not_allowed()),
     }

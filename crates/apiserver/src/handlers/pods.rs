@@ -1,5 +1,6 @@
 //! Pod subresources that write: binding (the scheduler's) and eviction.
 
+use auth::UserInfo;
 use std::sync::Arc;
 
 use api::ResourceInfo;
@@ -17,6 +18,7 @@ use crate::server::ApiServer;
 
 pub(super) async fn bind(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -41,7 +43,7 @@ pub(super) async fn bind(
         })?
         .to_string();
     let now = objects::now_rfc3339();
-    guaranteed_update(srv, r, ns, name, UpdateKind::System, dry_run, |old| {
+    guaranteed_update(srv, user, r, ns, name, UpdateKind::System, dry_run, |old| {
         if objects::is_deleting(old) {
             return Err(ApiError::conflict(
                 r,
@@ -82,6 +84,7 @@ pub(super) async fn bind(
 
 pub(super) async fn evict(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -90,7 +93,7 @@ pub(super) async fn evict(
     let opts_value = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
     let bytes = serde_json::to_vec(&opts_value).unwrap_or_default();
     let opts = DeleteOptions::parse(&Query::default(), &bytes)?;
-    delete(srv, r, ns, name, opts, Rendering::Object).await?;
+    delete(srv, user, r, ns, name, opts, Rendering::Object).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -1,5 +1,6 @@
 //! The scale subresource: autoscaling/v1 Scale views of workloads' replicas.
 
+use auth::UserInfo;
 use std::sync::Arc;
 
 use api::ResourceInfo;
@@ -54,6 +55,7 @@ pub(super) fn scale_into(
 
 pub(super) async fn update_scale(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -79,7 +81,7 @@ pub(super) async fn update_scale(
             }],
         ));
     }
-    let updated = guaranteed_update(srv, r, ns, name, UpdateKind::Scale, dry_run, |old| {
+    let updated = guaranteed_update(srv, user, r, ns, name, UpdateKind::Scale, dry_run, |old| {
         scale_into(r, old, &scale)
     })
     .await?;
@@ -96,6 +98,7 @@ pub(super) async fn update_scale(
 /// spec.replicas reaches the object.
 pub(super) async fn patch_scale(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -103,7 +106,7 @@ pub(super) async fn patch_scale(
     dry_run: bool,
 ) -> Result<Response, ApiError> {
     let patch_type = patch_type(req.content_type, req.body)?;
-    let updated = guaranteed_update(srv, r, ns, name, UpdateKind::Scale, dry_run, |old| {
+    let updated = guaranteed_update(srv, user, r, ns, name, UpdateKind::Scale, dry_run, |old| {
         let scale = scale_of(r, old)?;
         let patched = api::patch::apply_patch(r, &scale, patch_type, req.body)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;

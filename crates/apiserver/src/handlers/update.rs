@@ -1,6 +1,7 @@
 //! UPDATE and PATCH around `guaranteed_update`: compare-and-swap with retries, what each
 //! subresource may change, generation, defaulting and validation (upstream's Store.Update).
 
+use auth::UserInfo;
 use std::sync::Arc;
 
 use api::{ResourceInfo, Subresource};
@@ -32,6 +33,7 @@ pub struct Updated {
 #[allow(clippy::too_many_arguments)]
 pub async fn guaranteed_update<F>(
     srv: &ApiServer,
+    _user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -308,6 +310,7 @@ pub(super) fn body_resource_version(obj: &Value) -> Result<Option<i64>, ApiError
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn update(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -333,7 +336,7 @@ pub(super) async fn update(
     }
     let (obj, warnings) = prune(r, obj, query)?;
     let precondition = body_resource_version(&obj)?;
-    let updated = guaranteed_update(srv, r, ns, name, kind, dry_run, |_old| {
+    let updated = guaranteed_update(srv, user, r, ns, name, kind, dry_run, |_old| {
         Ok((obj.clone(), precondition))
     })
     .await?;
@@ -356,6 +359,7 @@ pub(super) struct PatchRequest<'a> {
 
 pub(super) async fn patch_object(
     srv: &Arc<ApiServer>,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -371,7 +375,7 @@ pub(super) async fn patch_object(
     let dry_run = query.dry_run()?;
     let patch_type = patch_type(content_type, body)?;
     let mut warnings = Vec::new();
-    let updated = guaranteed_update(srv, r, ns, name, kind, dry_run, |old| {
+    let updated = guaranteed_update(srv, user, r, ns, name, kind, dry_run, |old| {
         let patched = api::patch::apply_patch(r, old, patch_type, body)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if !patched.is_object() {
