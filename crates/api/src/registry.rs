@@ -20,6 +20,8 @@ pub enum Subresource {
     PortForward,
     Eviction,
     EphemeralContainers,
+    /// serviceaccounts/token (TokenRequest).
+    Token,
 }
 
 impl Subresource {
@@ -35,6 +37,7 @@ impl Subresource {
             Subresource::PortForward => "portforward",
             Subresource::Eviction => "eviction",
             Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Token => "token",
         }
     }
 
@@ -49,6 +52,7 @@ impl Subresource {
             Subresource::Scale => "Scale",
             Subresource::Binding => "Binding",
             Subresource::Eviction => "Eviction",
+            Subresource::Token => "TokenRequest",
             Subresource::Log
             | Subresource::Exec
             | Subresource::Attach
@@ -68,7 +72,7 @@ impl Subresource {
             Subresource::Status | Subresource::Scale | Subresource::EphemeralContainers => {
                 &["get", "patch", "update"]
             }
-            Subresource::Binding | Subresource::Eviction => &["create"],
+            Subresource::Binding | Subresource::Eviction | Subresource::Token => &["create"],
             Subresource::Log => &["get"],
             Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
                 &["create", "get"]
@@ -87,6 +91,7 @@ const ALL_SUBRESOURCES: &[Subresource] = &[
     Subresource::PortForward,
     Subresource::Eviction,
     Subresource::EphemeralContainers,
+    Subresource::Token,
 ];
 
 /// The full verb set of an ordinary resource.
@@ -100,6 +105,9 @@ pub const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+
+/// Verbs of a review resource (TokenReview, SubjectAccessReview, ...).
+const VERBS_CREATE: &[&str] = &["create"];
 
 /// Verbs of a read-only resource (componentstatuses).
 const VERBS_READ: &[&str] = &["get", "list"];
@@ -138,6 +146,9 @@ pub enum Storage {
     /// Probed on each request, never stored: componentstatuses (upstream's
     /// pkg/registry/core/componentstatus).
     ComponentProbes,
+    /// Answered from the request on create, never stored: TokenReview, SelfSubjectReview and
+    /// the access reviews (upstream's pkg/registry/authentication and authorization).
+    Review,
 }
 
 impl ResourceInfo {
@@ -230,7 +241,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     resource!("", "v1", "Event", "events", "event", Namespaced,
         short: ["ev"], verbs: ALL_VERBS, sub: [], cat: []),
     resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", Namespaced,
-        short: ["sa"], verbs: ALL_VERBS, sub: [], cat: []),
+        short: ["sa"], verbs: ALL_VERBS, sub: [Token], cat: []),
     resource!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim",
         Namespaced, short: ["pvc"], verbs: ALL_VERBS, sub: [Status], cat: []),
     resource!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", Cluster,
@@ -266,6 +277,42 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // discovery.k8s.io/v1
     resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice",
         Namespaced, short: [], verbs: ALL_VERBS, sub: [], cat: []),
+    // authentication.k8s.io/v1
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
+            "selfsubjectreview", Cluster, short: [], verbs: VERBS_CREATE, sub: [], cat: [])
+    },
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview",
+            Cluster, short: [], verbs: VERBS_CREATE, sub: [], cat: [])
+    },
+    // authorization.k8s.io/v1
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
+            "localsubjectaccessreviews", "localsubjectaccessreview", Namespaced, short: [],
+            verbs: VERBS_CREATE, sub: [], cat: [])
+    },
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews", "selfsubjectaccessreview", Cluster, short: [],
+            verbs: VERBS_CREATE, sub: [], cat: [])
+    },
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authorization.k8s.io", "v1", "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews", "selfsubjectrulesreview", Cluster, short: [],
+            verbs: VERBS_CREATE, sub: [], cat: [])
+    },
+    ResourceInfo {
+        storage: Storage::Review,
+        ..resource!("authorization.k8s.io", "v1", "SubjectAccessReview",
+            "subjectaccessreviews", "subjectaccessreview", Cluster, short: [],
+            verbs: VERBS_CREATE, sub: [], cat: [])
+    },
     // autoscaling/v2
     resource!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
         "horizontalpodautoscaler", Namespaced, short: ["hpa"], verbs: ALL_VERBS, sub: [Status],

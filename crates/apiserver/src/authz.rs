@@ -150,7 +150,8 @@ impl Authorizer {
         ask: impl Fn(Mode, &Attributes) -> Decision,
     ) -> Decision {
         if a.user.groups.iter().any(|g| g == names::MASTERS) {
-            return Decision::Allow(format!("user is in {}", names::MASTERS));
+            // Upstream's privileged-group authorizer gives no reason.
+            return Decision::Allow(String::new());
         }
         let mut reasons = Vec::new();
         for m in &self.modes {

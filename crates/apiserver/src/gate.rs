@@ -27,6 +27,26 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Who the credentials of a request are (the anonymous user when it has none and anonymous
+/// requests are allowed); the error says why not, for the log only.
+pub async fn authenticate_credentials(
+    srv: &ApiServer,
+    peer: Option<&PeerCerts>,
+    headers: &HeaderMap,
+) -> Result<UserInfo, String> {
+    let other = match bearer(headers) {
+        Some(token) if !srv.security.authn.knows_token(token) => {
+            token_authn::authenticate(srv, token).await
+        }
+        _ => None,
+    };
+    match srv.security.authn.authenticate(peer, headers, |_| other) {
+        Authn::User(u) => Ok(u),
+        Authn::Invalid(why) => Err(why),
+        Authn::Missing => Err("no credentials".into()),
+    }
+}
+
 /// Who the request is: its credentials, then the identity it impersonates; 401 for credentials
 /// that are presented and not valid (the reason goes to the log, never to the client).
 pub async fn authenticate(
@@ -35,19 +55,12 @@ pub async fn authenticate(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<UserInfo, ApiError> {
-    let other = match bearer(headers) {
-        Some(token) if !srv.security.authn.knows_token(token) => {
-            token_authn::authenticate(srv, token).await
-        }
-        _ => None,
-    };
-    let user = match srv.security.authn.authenticate(peer, headers, |_| other) {
-        Authn::User(u) => u,
-        Authn::Invalid(why) => {
+    let user = match authenticate_credentials(srv, peer, headers).await {
+        Ok(u) => u,
+        Err(why) => {
             tracing::info!(%path, reason = %why, "authentication failed");
             return Err(ApiError::unauthorized());
         }
-        Authn::Missing => return Err(ApiError::unauthorized()),
     };
     match impersonation::requested(headers)? {
         None => Ok(user),

@@ -25,10 +25,12 @@ pub mod protobuf;
 pub mod rbac_index;
 pub mod render;
 pub mod request;
+pub mod reviews;
 pub mod sa_tokens;
 pub mod server;
 pub mod strategy;
 pub mod token_authn;
+pub mod token_request;
 /// TLS serving, shared with the other daemons.
 pub use daemon::tls;
 pub mod watch;

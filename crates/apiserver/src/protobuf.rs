@@ -25,6 +25,8 @@ enum Field {
     RepMsg(&'static [(u32, &'static str, Field)]),
     MapStr,
     MapBytes,
+    /// map<string, ExtraValue> (ExtraValue: `repeated string items = 1`): a map of string lists.
+    MapStrList,
     /// intstr.IntOrString: {type 1 (0 int, 1 string), intVal 2, strVal 3}.
     IntOrStr,
 }
@@ -135,8 +137,103 @@ const SERVICE: &[(u32, &str, Field)] = &[
 ];
 
 /// The field table of a supported kind.
+const SELECTOR_REQUIREMENT: &[(u32, &str, Field)] =
+    &[(1, "key", Str), (2, "operator", Str), (3, "values", RepStr)];
+
+const SELECTOR_ATTRIBUTES: &[(u32, &str, Field)] = &[
+    (1, "rawSelector", Str),
+    (2, "requirements", RepMsg(SELECTOR_REQUIREMENT)),
+];
+
+const RESOURCE_ATTRIBUTES: &[(u32, &str, Field)] = &[
+    (1, "namespace", Str),
+    (2, "verb", Str),
+    (3, "group", Str),
+    (4, "version", Str),
+    (5, "resource", Str),
+    (6, "subresource", Str),
+    (7, "name", Str),
+    (8, "fieldSelector", Msg(SELECTOR_ATTRIBUTES)),
+    (9, "labelSelector", Msg(SELECTOR_ATTRIBUTES)),
+];
+
+const NON_RESOURCE_ATTRIBUTES: &[(u32, &str, Field)] = &[(1, "path", Str), (2, "verb", Str)];
+
+const ACCESS_REVIEW_SPEC: &[(u32, &str, Field)] = &[
+    (1, "resourceAttributes", Msg(RESOURCE_ATTRIBUTES)),
+    (2, "nonResourceAttributes", Msg(NON_RESOURCE_ATTRIBUTES)),
+    (3, "user", Str),
+    (4, "groups", RepStr),
+    (5, "extra", MapStrList),
+    (6, "uid", Str),
+];
+
+/// SubjectAccessReview and LocalSubjectAccessReview (the status is the server's to fill).
+const SUBJECT_ACCESS_REVIEW: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "spec", Msg(ACCESS_REVIEW_SPEC)),
+];
+
+const SELF_SUBJECT_ACCESS_REVIEW: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Msg(&[
+            (1, "resourceAttributes", Msg(RESOURCE_ATTRIBUTES)),
+            (2, "nonResourceAttributes", Msg(NON_RESOURCE_ATTRIBUTES)),
+        ]),
+    ),
+];
+
+const SELF_SUBJECT_RULES_REVIEW: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (2, "spec", Msg(&[(1, "namespace", Str)])),
+];
+
+const SELF_SUBJECT_REVIEW: &[(u32, &str, Field)] = &[(1, "metadata", Msg(OBJECT_META))];
+
+const TOKEN_REVIEW: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Msg(&[(1, "token", Str), (2, "audiences", RepStr)]),
+    ),
+];
+
+const TOKEN_REQUEST: &[(u32, &str, Field)] = &[
+    (1, "metadata", Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Msg(&[
+            (1, "audiences", RepStr),
+            (4, "expirationSeconds", Int),
+            (
+                3,
+                "boundObjectRef",
+                Msg(&[
+                    (1, "kind", Str),
+                    (2, "apiVersion", Str),
+                    (3, "name", Str),
+                    (4, "uid", Str),
+                ]),
+            ),
+        ]),
+    ),
+];
+
 fn schema_for(api_version: &str, kind: &str) -> Option<&'static [(u32, &'static str, Field)]> {
     match (api_version, kind) {
+        ("authentication.k8s.io/v1", "TokenReview") => Some(TOKEN_REVIEW),
+        ("authentication.k8s.io/v1", "TokenRequest") => Some(TOKEN_REQUEST),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => Some(SELF_SUBJECT_REVIEW),
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            Some(SUBJECT_ACCESS_REVIEW)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => Some(SELF_SUBJECT_ACCESS_REVIEW),
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => Some(SELF_SUBJECT_RULES_REVIEW),
         ("v1", "Namespace") => Some(NAMESPACE),
         ("v1", "ConfigMap") => Some(CONFIG_MAP),
         ("v1", "Secret") => Some(SECRET),
@@ -247,6 +344,28 @@ fn map_entry(bytes: &[u8], as_bytes: bool) -> Result<(String, Value), ProtobufEr
     Ok((key, value))
 }
 
+/// One entry of a map<string, ExtraValue>: the key and its list of strings.
+fn string_list_entry(bytes: &[u8]) -> Result<(String, Value), ProtobufError> {
+    let mut r = Reader { buf: bytes };
+    let mut key = String::new();
+    let mut items = Vec::new();
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Bytes(b)) => key = text(b)?,
+            (2, Wire::Bytes(b)) => {
+                let mut inner = Reader { buf: b };
+                while let Some((g, x)) = inner.next()? {
+                    if let (1, Wire::Bytes(s)) = (g, x) {
+                        items.push(json!(text(s)?));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((key, Value::Array(items)))
+}
+
 fn time(bytes: &[u8]) -> Result<Value, ProtobufError> {
     let mut r = Reader { buf: bytes };
     let mut seconds: i64 = 0;
@@ -328,6 +447,13 @@ fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, Protobu
             }
             (MapStr, Wire::Bytes(b)) | (MapBytes, Wire::Bytes(b)) => {
                 let (k, v) = map_entry(b, matches!(field, MapBytes))?;
+                let entry = out.entry(name).or_insert_with(|| json!({}));
+                if let Some(m) = entry.as_object_mut() {
+                    m.insert(k, v);
+                }
+            }
+            (MapStrList, Wire::Bytes(b)) => {
+                let (k, v) = string_list_entry(b)?;
                 let entry = out.entry(name).or_insert_with(|| json!({}));
                 if let Some(m) = entry.as_object_mut() {
                     m.insert(k, v);

@@ -152,9 +152,14 @@ impl Tokens {
     /// Checks signature, issuer, one of our audiences and the times (60 s of leeway, as
     /// upstream); returns the claims. The caller still checks that the objects exist.
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        self.verify_for(token, &self.audiences)
+    }
+
+    /// [`Tokens::verify`] for other audiences (a TokenReview's).
+    pub fn verify_for(&self, token: &str, audiences: &[String]) -> Result<Claims, String> {
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[&self.issuer]);
-        v.set_audience(&self.audiences);
+        v.set_audience(audiences);
         v.leeway = 60;
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

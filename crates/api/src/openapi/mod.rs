@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
-    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
-    scheduling::v1 as scheduling,
+    apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, policy::v1 as policy, scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -313,7 +313,10 @@ fn build_schemas() -> BTreeMap<String, Value> {
         core::Namespace, core::Pod, core::Node, core::Service, core::Endpoints, core::ConfigMap,
         core::Secret, core::Event, core::ServiceAccount, core::PersistentVolumeClaim,
         core::PersistentVolume, core::Binding, policy::Eviction, core::ReplicationController,
-        core::ComponentStatus,
+        core::ComponentStatus, authn::TokenRequest,
+        authn::TokenReview, authn::SelfSubjectReview, authz::SubjectAccessReview,
+        authz::SelfSubjectAccessReview, authz::LocalSubjectAccessReview,
+        authz::SelfSubjectRulesReview,
         apps::Deployment, apps::ReplicaSet, apps::StatefulSet, apps::DaemonSet,
         apps::ControllerRevision, autoscaling_v1::Scale,
         batch::Job, coordination::Lease, discovery::EndpointSlice, scheduling::PriorityClass,

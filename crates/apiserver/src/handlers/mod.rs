@@ -53,6 +53,7 @@ pub fn verb_name(method: &Method, rp: &ResourcePath, query: &Query) -> &'static 
 }
 
 /// Handles one resource request.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     srv: &Arc<ApiServer>,
     user: &UserInfo,
@@ -73,6 +74,13 @@ pub async fn handle(
         return crate::componentstatus::handle(srv, r, method, rp.name.as_deref(), rendering).await;
     }
     let ns = rp.namespace.as_deref();
+    if r.storage == api::Storage::Review {
+        if method != Method::POST || rp.name.is_some() || sub.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let value = read_json(headers, body).await?;
+        return crate::reviews::create(srv, user, r, ns, value, rendering).await;
+    }
     match (method.clone(), rp.name.as_deref(), sub) {
         (Method::GET, None, None) => {
             if query.flag("watch") || rp.legacy_watch {
@@ -134,6 +142,10 @@ pub async fn handle(
         (Method::POST, Some(name), Some(Subresource::Binding)) => {
             let value = read_json(headers, body).await?;
             bind(srv, user, r, ns, name, value, query).await
+        }
+        (Method::POST, Some(name), Some(Subresource::Token)) => {
+            let value = read_json(headers, body).await?;
+            crate::token_request::create(srv, user, r, ns, name, value, query.dry_run()?).await
         }
         (Method::POST, Some(name), Some(Subresource::Eviction)) => {
             let value = read_json(headers, body).await?;
