@@ -19,7 +19,7 @@ use std::sync::{Arc, LazyLock};
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
+    discovery::v1 as discovery, events::v1 as events, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -318,6 +318,7 @@ fn build_schemas() -> BTreeMap<String, Value> {
         apps::ControllerRevision, autoscaling_v1::Scale,
         batch::Job, coordination::Lease, discovery::EndpointSlice, scheduling::PriorityClass,
         autoscaling_v2::HorizontalPodAutoscaler, events::Event,
+        rbac::Role, rbac::ClusterRole, rbac::RoleBinding, rbac::ClusterRoleBinding,
         meta::DeleteOptions, meta::Status, meta::WatchEvent<core::Pod>, meta::Patch,
         meta::APIResourceList,
     );
