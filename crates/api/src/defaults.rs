@@ -29,6 +29,9 @@ pub fn apply(resource: &ResourceInfo, object: &mut Value) {
         ("apps", "DaemonSet") => default_daemonset(object),
         ("batch", "Job") => default_job(object),
         ("autoscaling", "HorizontalPodAutoscaler") => default_hpa(object),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            crate::rbac::default_binding(object)
+        }
         ("scheduling.k8s.io", "PriorityClass") => set_default(
             root(object),
             "preemptionPolicy",

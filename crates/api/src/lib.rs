@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod openapi;
 pub mod patch;
 pub mod priority;
+pub mod rbac;
 pub mod registry;
 pub mod selectors;
 pub mod table;

@@ -320,6 +320,16 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // events.k8s.io/v1
     resource!("events.k8s.io", "v1", "Event", "events", "event", Namespaced,
         short: ["ev"], verbs: ALL_VERBS, sub: [], cat: []),
+    // rbac.authorization.k8s.io/v1 (upstream's pkg/registry/rbac: no short names, no
+    // categories, no subresources)
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+        "clusterrolebinding", Cluster, short: [], verbs: ALL_VERBS, sub: [], cat: []),
+    resource!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole",
+        Cluster, short: [], verbs: ALL_VERBS, sub: [], cat: []),
+    resource!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding",
+        Namespaced, short: [], verbs: ALL_VERBS, sub: [], cat: []),
+    resource!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", Namespaced,
+        short: [], verbs: ALL_VERBS, sub: [], cat: []),
 ];
 
 /// A served group/version and its preferred status.
@@ -417,6 +427,27 @@ mod tests {
         names.dedup();
         assert_eq!(before, names.len());
         assert!(names.contains(&"events.k8s.io/v1".to_string()));
+    }
+
+    #[test]
+    fn rbac_kinds_are_served_with_upstreams_scopes() {
+        let scope = |plural| {
+            let r = find("rbac.authorization.k8s.io", "v1", plural).expect(plural);
+            assert_eq!(r.verbs, ALL_VERBS, "{plural}");
+            assert!(
+                r.short_names.is_empty() && r.categories.is_empty() && r.subresources.is_empty()
+            );
+            r.scope
+        };
+        assert_eq!(scope("roles"), Scope::Namespaced);
+        assert_eq!(scope("rolebindings"), Scope::Namespaced);
+        assert_eq!(scope("clusterroles"), Scope::Cluster);
+        assert_eq!(scope("clusterrolebindings"), Scope::Cluster);
+        let crb = find_by_kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding").unwrap();
+        assert_eq!(
+            crb.key(None, "cluster-admin"),
+            "/registry/rbac.authorization.k8s.io/clusterrolebindings/cluster-admin"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Objects every cluster has from its first start: the namespaces default, kube-system,
 //! kube-public and kube-node-lease, the system PriorityClasses, and the `kubernetes` Service
-//! with its Endpoints and EndpointSlice pointing at this apiserver.
+//! with its Endpoints and EndpointSlice pointing at this apiserver; then the bootstrap RBAC
+//! policy ([`crate::bootstrap_rbac`]).
 
 use std::sync::Arc;
 
@@ -158,5 +159,6 @@ pub async fn run(srv: &Arc<ApiServer>) -> Result<(), StoreError> {
         "endpoints",
     )
     .await?;
+    crate::bootstrap_rbac::run(srv).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod bootstrap_rbac;
 pub mod cache;
 pub mod componentstatus;
 pub mod discovery;

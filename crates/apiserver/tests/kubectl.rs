@@ -148,7 +148,96 @@ fn kubectl_etcd() {
     }
 }
 
+/// `kubectl create role|clusterrole|rolebinding|clusterrolebinding` (protobuf bodies), `get`
+/// in upstream's columns, `describe`, and a refused roleRef in kubectl's error form.
+fn rbac_session(k: &Kubectl) {
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get,list",
+            "--resource=pods"
+        ]),
+        "role.rbac.authorization.k8s.io/pod-reader created\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "clusterrole",
+            "ns-reader",
+            "--verb=get",
+            "--resource=namespaces"
+        ]),
+        "clusterrole.rbac.authorization.k8s.io/ns-reader created\n"
+    );
+    k.ok(&["create", "clusterrole", "agg", "--aggregation-rule=team=a"]);
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "readers",
+        "--role=pod-reader",
+        "--user=jane",
+        "--group=devs",
+        "--serviceaccount=default:builder",
+    ]);
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "ns-readers",
+        "--clusterrole=ns-reader",
+        "--user=joe",
+    ]);
+    let roles = k.ok(&["get", "clusterroles"]);
+    let mut lines = roles.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "CREATED", "AT"]
+    );
+    let names: Vec<&str> = lines.filter_map(|l| l.split_whitespace().next()).collect();
+    for name in [
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:node",
+        "ns-reader",
+        "agg",
+    ] {
+        assert!(names.contains(&name), "{name} in {roles}");
+    }
+    let wide = k.ok(&["get", "rolebindings", "-o", "wide"]);
+    let rows: Vec<Vec<&str>> = wide
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(rows[1][..2], ["readers", "Role/pod-reader"]);
+    assert_eq!(rows[1][3..], ["jane", "devs", "default/builder"]);
+    let described = k.ok(&["describe", "role", "pod-reader"]);
+    assert!(
+        described.contains("pods       []                 []              [get list]"),
+        "{described}"
+    );
+    let described = k.ok(&["describe", "clusterrolebinding", "ns-readers"]);
+    assert!(
+        described.contains("Kind:  ClusterRole") && described.contains("Name:  ns-reader"),
+        "{described}"
+    );
+    let bad = k.run(&["create", "rolebinding", "bad", "--role=a/b", "--user=x"]);
+    assert_eq!(bad.code, 1);
+    assert_eq!(
+        bad.stderr,
+        "error: failed to create rolebinding: RoleBinding.rbac.authorization.k8s.io \"bad\" is invalid: roleRef.name: Invalid value: \"a/b\": may not contain '/'\n"
+    );
+}
+
 fn kubectl_session(k: &Kubectl, dir: &Path) {
+    rbac_session(k);
+
     // apply of a multi-document manifest, then re-apply after an edit.
     let manifest = dir.join("app.yaml");
     std::fs::write(&manifest, MANIFEST).unwrap();

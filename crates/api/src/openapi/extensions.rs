@@ -1187,6 +1187,66 @@ pub(super) static EXTENSIONS: &[(&str, &str, &str)] = &[
         r#"{"x-kubernetes-patch-merge-key":"type","x-kubernetes-patch-strategy":"merge","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["type"]}"#,
     ),
     (
+        "io.k8s.api.rbac.v1.AggregationRule",
+        "clusterRoleSelectors",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.ClusterRole",
+        "rules",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.ClusterRoleBinding",
+        "subjects",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.PolicyRule",
+        "apiGroups",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.PolicyRule",
+        "nonResourceURLs",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.PolicyRule",
+        "resourceNames",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.PolicyRule",
+        "resources",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.PolicyRule",
+        "verbs",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.Role",
+        "rules",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.RoleBinding",
+        "subjects",
+        r#"{"x-kubernetes-list-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.RoleRef",
+        "",
+        r#"{"x-kubernetes-map-type":"atomic"}"#,
+    ),
+    (
+        "io.k8s.api.rbac.v1.Subject",
+        "",
+        r#"{"x-kubernetes-map-type":"atomic"}"#,
+    ),
+    (
         "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup",
         "serverAddressByClientCIDRs",
         r#"{"x-kubernetes-list-type":"atomic"}"#,

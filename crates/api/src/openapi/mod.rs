@@ -20,7 +20,7 @@ use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
     autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, policy::v1 as policy, scheduling::v1 as scheduling,
+    events::v1 as events, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -321,6 +321,7 @@ fn build_schemas() -> BTreeMap<String, Value> {
         apps::ControllerRevision, autoscaling_v1::Scale,
         batch::Job, coordination::Lease, discovery::EndpointSlice, scheduling::PriorityClass,
         autoscaling_v2::HorizontalPodAutoscaler, events::Event,
+        rbac::Role, rbac::ClusterRole, rbac::RoleBinding, rbac::ClusterRoleBinding,
         meta::DeleteOptions, meta::Status, meta::WatchEvent<core::Pod>, meta::Patch,
         meta::APIResourceList,
     );

@@ -443,6 +443,8 @@ enum Printer {
     PriorityClass,
     ReplicationController,
     ComponentStatus,
+    RoleBinding,
+    ClusterRoleBinding,
     Default,
 }
 
@@ -472,6 +474,9 @@ fn printer_for(r: &ResourceInfo) -> Printer {
         ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
         ("", "ReplicationController") => Printer::ReplicationController,
         ("", "ComponentStatus") => Printer::ComponentStatus,
+        ("rbac.authorization.k8s.io", "RoleBinding") => Printer::RoleBinding,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => Printer::ClusterRoleBinding,
+        // Role and ClusterRole have no printer upstream: the default NAME, CREATED AT.
         _ => Printer::Default,
     }
 }
@@ -673,6 +678,14 @@ impl Printer {
                 col("Replicas", "string", "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
                 age_col(),
             ],
+            Printer::RoleBinding => binding_columns(
+                "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.",
+                "roleBinding",
+            ),
+            Printer::ClusterRoleBinding => binding_columns(
+                "RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.",
+                "clusterRoleBinding",
+            ),
             Printer::Default => vec![
                 name_col(),
                 col("Created At", "date", DESC_CREATION),
@@ -822,6 +835,7 @@ impl Printer {
                 ctx.age(obj),
             ],
             Printer::HorizontalPodAutoscaler => hpa_cells(obj, ctx),
+            Printer::RoleBinding | Printer::ClusterRoleBinding => binding_cells(obj, ctx),
             Printer::Default | Printer::Pod | Printer::Event | Printer::EventsV1 => {
                 let created = s(obj, &["metadata", "creationTimestamp"]);
                 let created = parse_time(created)
@@ -832,6 +846,53 @@ impl Printer {
         };
         (cells, None)
     }
+}
+
+/// upstream's role binding columns (the ROLE description is v1beta1's roleRef doc, as
+/// printers.go takes it); USERS, GROUPS and SERVICEACCOUNTS are wide.
+fn binding_columns(role_description: &str, what: &str) -> Vec<Column> {
+    vec![
+        name_col(),
+        col("Role", "string", role_description),
+        age_col(),
+        wide(col("Users", "string", &format!("Users in the {what}"))),
+        wide(col("Groups", "string", &format!("Groups in the {what}"))),
+        wide(col(
+            "ServiceAccounts",
+            "string",
+            &format!("ServiceAccounts in the {what}"),
+        )),
+    ]
+}
+
+/// upstream's printRoleBinding / printClusterRoleBinding: `Kind/name` of the role, and the
+/// subjects as rbac.SubjectsStrings splits them (ServiceAccounts as `namespace/name`).
+fn binding_cells(obj: &Value, ctx: &Ctx) -> Vec<Value> {
+    let role = format!(
+        "{}/{}",
+        s(obj, &["roleRef", "kind"]),
+        s(obj, &["roleRef", "name"])
+    );
+    let (mut users, mut groups, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
+    for subject in arr(obj, &["subjects"]) {
+        let name = s(subject, &["name"]).to_string();
+        match s(subject, &["kind"]) {
+            "ServiceAccount" => {
+                accounts.push(format!("{}/{name}", s(subject, &["namespace"])));
+            }
+            "User" => users.push(name),
+            "Group" => groups.push(name),
+            _ => {}
+        }
+    }
+    vec![
+        name(obj),
+        json!(role),
+        ctx.age(obj),
+        json!(users.join(", ")),
+        json!(groups.join(", ")),
+        json!(accounts.join(", ")),
+    ]
 }
 
 /// `a=1,b=2` (labels.FormatLabels: sorted, `<none>` when empty).

@@ -554,3 +554,62 @@ fn small_kinds() {
         ]
     );
 }
+
+#[test]
+fn role_bindings_show_role_and_subjects() {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+    "metadata": {"name": "readers", "namespace": "default",
+                 "creationTimestamp": "2024-05-01T11:00:00Z"},
+    "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
+    "subjects": [
+        {"kind": "User", "name": "jane", "apiGroup": RBAC},
+        {"kind": "ServiceAccount", "name": "builder", "namespace": "ci"},
+        {"kind": "Group", "name": "devs", "apiGroup": RBAC},
+        {"kind": "User", "name": "joe", "apiGroup": RBAC},
+    ]});
+    assert_eq!(
+        cells("rolebindings", RBAC, "v1", binding.clone()),
+        vec![
+            json!("readers"),
+            json!("ClusterRole/view"),
+            json!("60m"),
+            json!("jane, joe"),
+            json!("devs"),
+            json!("ci/builder"),
+        ]
+    );
+    let t = table("clusterrolebindings", RBAC, "v1", binding);
+    let names: Vec<(&str, i64)> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Name", 0),
+            ("Role", 0),
+            ("Age", 0),
+            ("Users", 1),
+            ("Groups", 1),
+            ("ServiceAccounts", 1)
+        ]
+    );
+    assert_eq!(
+        t["columnDefinitions"][3]["description"],
+        "Users in the clusterRoleBinding"
+    );
+}
+
+#[test]
+fn roles_show_name_and_creation_time() {
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "view", "creationTimestamp": "2024-05-01T11:00:00.000000Z"},
+        "rules": []});
+    assert_eq!(
+        cells("clusterroles", "rbac.authorization.k8s.io", "v1", role),
+        vec![json!("view"), json!("2024-05-01T11:00:00Z")]
+    );
+}

@@ -1,5 +1,6 @@
 //! Per-kind validation dispatch and the core kinds: Pod, Service, ConfigMap, Secret, Namespace,
-//! Node, Endpoints, EndpointSlice, PersistentVolume(Claim), Lease.
+//! Node, Endpoints, EndpointSlice, PersistentVolume(Claim), Lease (the RBAC kinds are in
+//! `rbac.rs`).
 
 use std::collections::BTreeSet;
 
@@ -7,8 +8,8 @@ use serde_json::Value;
 
 use super::{
     arr, child, has, index, int, is_config_map_key, is_dns1123_label, is_dns1123_subdomain,
-    is_qualified_name, is_valid_ip, is_valid_port_num, key, obj, one_of, pod, s, validate_labels,
-    workloads, FieldError,
+    is_qualified_name, is_valid_ip, is_valid_port_num, key, obj, one_of, pod, rbac, s,
+    validate_labels, workloads, FieldError,
 };
 use crate::registry::ResourceInfo;
 
@@ -40,6 +41,10 @@ pub(crate) fn validate_kind(resource: &ResourceInfo, object: &Value, errs: &mut 
         ("apps", "ControllerRevision") => workloads::validate_controller_revision(object, errs),
         ("batch", "Job") => workloads::validate_job(object, errs),
         ("autoscaling", "HorizontalPodAutoscaler") => workloads::validate_hpa(object, errs),
+        (rbac::GROUP, "Role") => rbac::validate_role(object, errs),
+        (rbac::GROUP, "ClusterRole") => rbac::validate_cluster_role(object, errs),
+        (rbac::GROUP, "RoleBinding") => rbac::validate_role_binding(object, errs),
+        (rbac::GROUP, "ClusterRoleBinding") => rbac::validate_cluster_role_binding(object, errs),
         _ => {}
     }
 }

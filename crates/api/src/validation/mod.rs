@@ -11,6 +11,7 @@ mod kinds;
 mod names;
 mod pod;
 mod prune;
+mod rbac;
 mod update;
 mod workloads;
 
@@ -278,6 +279,8 @@ pub fn name_rule(resource: &ResourceInfo) -> NameRule {
         ("", "Namespace") => NameRule::Dns1123Label,
         ("", "Service") => NameRule::Dns1035Label,
         ("autoscaling", "HorizontalPodAutoscaler") => NameRule::PathSegment,
+        // upstream's ValidateRBACName
+        (rbac::GROUP, _) => NameRule::PathSegment,
         _ => NameRule::Dns1123Subdomain,
     }
 }

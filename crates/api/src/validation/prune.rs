@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, coordination, core, discovery, events, policy, scheduling,
+    apps, autoscaling, batch, coordination, core, discovery, events, policy, rbac, scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
@@ -85,6 +85,16 @@ pub fn prune_kind(
         }
         ("autoscaling", "Scale") => roundtrip::<autoscaling::v1::Scale>(&object, kind)?,
         ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(&object, kind)?,
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(&object, kind)?,
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            roundtrip::<rbac::v1::ClusterRole>(&object, kind)?
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            roundtrip::<rbac::v1::RoleBinding>(&object, kind)?
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip::<rbac::v1::ClusterRoleBinding>(&object, kind)?
+        }
         ("policy", "Eviction") => roundtrip::<policy::v1::Eviction>(&object, kind)?,
         (_, "DeleteOptions") => roundtrip::<meta::DeleteOptions>(&object, kind)?,
         _ => return Ok((object, Vec::new())),

@@ -46,6 +46,9 @@ pub(crate) fn validate_immutable(
         ("scheduling.k8s.io", "PriorityClass") => {
             crate::priority::validate_priority_class_update(new, old, errs)
         }
+        (super::rbac::GROUP, "RoleBinding" | "ClusterRoleBinding") => {
+            super::rbac::validate_binding_update(new, old, errs)
+        }
         ("discovery.k8s.io", "EndpointSlice")
             if new.get("addressType") != old.get("addressType") =>
         {
