@@ -53,6 +53,7 @@ pub fn verb_name(method: &Method, rp: &ResourcePath, query: &Query) -> &'static 
 }
 
 /// Handles one resource request.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     srv: &Arc<ApiServer>,
     user: &UserInfo,

@@ -53,6 +53,7 @@ pub(super) fn scale_into(
     Ok((new, precondition))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn update_scale(
     srv: &Arc<ApiServer>,
     user: &UserInfo,
