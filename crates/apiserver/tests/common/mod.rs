@@ -248,6 +248,9 @@ impl ServerProcess {
                 "--insecure-plain-http",
                 "--authorization-mode",
                 "AlwaysAllow",
+                // no ServiceAccount controller or TokenRequest API in this harness
+                "--disable-admission-plugins",
+                "ServiceAccount",
             ])
             .args(args)
             .stdin(Stdio::null())
