@@ -92,6 +92,13 @@ struct Flags {
     /// Authorizers, in order: Node, RBAC, AlwaysAllow, AlwaysDeny.
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     authorization_mode: Vec<apiserver::authz::Mode>,
+    /// Admission plugins to enable besides the default ones (NamespaceLifecycle,
+    /// ServiceAccount, PodSecurity, Priority, DefaultTolerationSeconds), e.g. NodeRestriction.
+    #[arg(long, value_delimiter = ',')]
+    enable_admission_plugins: Vec<String>,
+    /// Admission plugins to disable, default ones included.
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
     /// The apiserver's client certificate towards kubelets (default with --cert-dir: its
     /// apiserver-kubelet-client certificate).
     #[arg(long, requires = "kubelet_client_key")]
@@ -392,6 +399,11 @@ async fn main() -> anyhow::Result<()> {
         default_not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
         etcd_servers: flags.etcd_servers.clone(),
+        admission: apiserver::admission::Plugins::from_flags(
+            &flags.enable_admission_plugins,
+            &flags.disable_admission_plugins,
+        )?,
+        pod_security: Default::default(),
     };
     if flags.insecure_plain_http && !flags.listen.ip().is_loopback() {
         bail!(

@@ -55,6 +55,11 @@ pub struct Config {
     pub default_unreachable_toleration_seconds: i64,
     /// The etcd endpoints of the store (empty: the embedded store), for componentstatuses.
     pub etcd_servers: Vec<String>,
+    /// The admission plugins that run (`--enable-admission-plugins`,
+    /// `--disable-admission-plugins`; upstream's default set).
+    pub admission: admission::Plugins,
+    /// PodSecurity's configuration (defaults privileged:latest, no exemptions).
+    pub pod_security: podsecurity::admission::Config,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
             etcd_servers: Vec::new(),
+            admission: admission::Plugins::default(),
+            pod_security: podsecurity::admission::Config::default(),
         }
     }
 }

@@ -206,6 +206,10 @@ impl Launch {
             "--insecure-plain-http",
             "--authorization-mode",
             "AlwaysAllow",
+            // The ServiceAccount plugin gives pods a projected token volume, and the
+            // TokenRequest API the kubelet fills it from is not served yet.
+            "--disable-admission-plugins",
+            "ServiceAccount",
         ]);
         api.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

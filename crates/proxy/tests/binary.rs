@@ -82,6 +82,9 @@ async fn the_binary_programs_services_from_the_apiserver() {
         advertise: api_addr,
         service_cluster_ip_range: "10.96.0.0/16".parse().unwrap(),
         service_node_port_range: (30000, 30100),
+        // no ServiceAccount admission: no controller here makes `default` ServiceAccounts
+        admission: apiserver::admission::Plugins::default()
+            .without(apiserver::admission::Plugin::ServiceAccount),
         ..Config::default()
     };
     let server = ApiServer::start(store, cfg).await.unwrap();

@@ -33,8 +33,24 @@ pub enum UpdateKind {
     Finalize,
     /// A pod's ephemeralcontainers subresource: only spec.ephemeralContainers.
     EphemeralContainers,
-    /// Internal: binding and graceful deletion, which change what users may not.
+    /// Internal: the binding subresource, which changes what users may not.
     System,
+}
+
+impl UpdateKind {
+    /// The operation and subresource admission sees for a write of this kind (System is the
+    /// binding subresource, a create).
+    pub fn admission(self) -> (crate::admission::Operation, &'static str) {
+        use crate::admission::Operation::{Create, Update};
+        match self {
+            UpdateKind::Main => (Update, ""),
+            UpdateKind::Status => (Update, "status"),
+            UpdateKind::Scale => (Update, "scale"),
+            UpdateKind::Finalize => (Update, "finalize"),
+            UpdateKind::EphemeralContainers => (Update, "ephemeralcontainers"),
+            UpdateKind::System => (Create, "binding"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use store::StoreError;
 
 use super::common::namespace_exists;
-use crate::admission::{self, Allocations};
+use crate::admission::{self, Allocations, Operation, Plugin};
 use crate::error::ApiError;
 use crate::request::{Query, Rendering};
 use crate::server::ApiServer;
@@ -109,7 +109,7 @@ pub(super) async fn check_namespace_for_create(
 
 pub(super) async fn create(
     srv: &Arc<ApiServer>,
-    _user: &UserInfo,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     mut obj: Value,
@@ -133,7 +133,13 @@ pub(super) async fn create(
     } else {
         None
     };
-    let (mut obj, warnings) = prune(r, obj, query)?;
+    let (mut obj, mut warnings) = prune(r, obj, query)?;
+    // Admission names a generateName object by its prefix until the registry names it.
+    let request_name = objects::meta_str(&obj, "name")
+        .filter(|n| !n.is_empty())
+        .or_else(|| objects::meta_str(&obj, "generateName"))
+        .unwrap_or("")
+        .to_string();
     {
         let meta = objects::meta_mut(&mut obj);
         if meta
@@ -184,27 +190,38 @@ pub(super) async fn create(
             }],
         ));
     }
+    let plugins = &srv.config.admission;
     if let Some(ns) = &ns {
-        check_namespace_for_create(srv, r, ns, &name).await?;
+        if plugins.enabled(Plugin::NamespaceLifecycle) {
+            check_namespace_for_create(srv, r, ns, &name).await?;
+        }
     }
     strategy::of(r).prepare_for_create(r, &mut obj);
     api::defaults::apply(r, &mut obj);
-    if r.kind == "Pod" {
+    if r.kind == "Pod" && plugins.enabled(Plugin::DefaultTolerationSeconds) {
         api::defaults::default_tolerations(
             &mut obj,
             srv.config.default_not_ready_toleration_seconds,
             srv.config.default_unreachable_toleration_seconds,
         );
     }
-    match r.kind {
-        "Pod" => admission::admit_pod_priority(srv, &mut obj).await?,
-        "PriorityClass" => admission::admit_priority_class(srv, &obj).await?,
-        _ => {}
-    }
+    let mut req = admission::Request {
+        user,
+        operation: Operation::Create,
+        resource: r,
+        subresource: "",
+        namespace: ns.as_deref().unwrap_or(""),
+        name: &request_name,
+        dry_run,
+        old: None,
+    };
+    admission::mutate(srv, &req, &mut obj).await?;
     let errors = api::validation::validate_create(r, &obj);
     if !errors.is_empty() {
         return Err(ApiError::invalid(r, &name, &errors));
     }
+    req.name = &name;
+    warnings.extend(admission::validate(srv, &req, &obj).await?);
     let mut allocations = Allocations::default();
     admission::on_create(r, &mut obj, &srv.alloc, &mut allocations)?;
     if dry_run {

@@ -108,13 +108,12 @@ pub(super) fn delete_status(r: &ResourceInfo, obj: &Value) -> Value {
 /// Deletes one object; returns the response body and whether it is gone.
 pub(super) async fn delete_one(
     srv: &Arc<ApiServer>,
-    _user: &UserInfo,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<(Value, bool), ApiError> {
-    admission::check_priority_class_delete(r, name)?;
     let key = r.key(ns, name);
     for _ in 0..UPDATE_RETRIES {
         let kv = srv
@@ -144,6 +143,17 @@ pub(super) async fn delete_one(
                 ));
             }
         }
+        let req = admission::Request {
+            user,
+            operation: admission::Operation::Delete,
+            resource: r,
+            subresource: "",
+            namespace: ns.unwrap_or(""),
+            name,
+            dry_run: opts.dry_run,
+            old: Some(&old),
+        };
+        admission::admit_delete(srv, &req).await?;
         let mut new = old.clone();
         let mut keep = false;
         // Finalizers for the requested propagation.

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::common::{json_response, UpdateKind};
 use super::delete::{delete, DeleteOptions};
 use super::update::guaranteed_update;
+use crate::admission;
 use crate::error::ApiError;
 use crate::objects;
 use crate::request::{Query, Rendering};
@@ -88,8 +89,20 @@ pub(super) async fn evict(
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
-    eviction: Value,
+    mut eviction: Value,
 ) -> Result<Response, ApiError> {
+    let req = admission::Request {
+        user,
+        operation: admission::Operation::Create,
+        resource: r,
+        subresource: "eviction",
+        namespace: ns.unwrap_or(""),
+        name,
+        dry_run: false,
+        old: None,
+    };
+    admission::mutate(srv, &req, &mut eviction).await?;
+    admission::validate(srv, &req, &eviction).await?;
     let opts_value = eviction.get("deleteOptions").cloned().unwrap_or(json!({}));
     let bytes = serde_json::to_vec(&opts_value).unwrap_or_default();
     let opts = DeleteOptions::parse(&Query::default(), &bytes)?;

@@ -91,7 +91,7 @@ pub(super) async fn update_scale(
         scale_of(r, &updated.object)?,
         rendering,
         StatusCode::OK,
-        vec![],
+        updated.warnings,
     ))
 }
 
@@ -119,6 +119,6 @@ pub(super) async fn patch_scale(
         scale_of(r, &updated.object)?,
         req.rendering,
         StatusCode::OK,
-        vec![],
+        updated.warnings,
     ))
 }

@@ -26,6 +26,8 @@ pub struct Updated {
     pub changed: bool,
     /// True when removing the last finalizer deleted the object.
     pub deleted: bool,
+    /// Admission's warnings for the client.
+    pub warnings: Vec<String>,
 }
 
 /// Reads, mutates and writes an object with compare-and-swap, retrying lost races unless the
@@ -33,7 +35,7 @@ pub struct Updated {
 #[allow(clippy::too_many_arguments)]
 pub async fn guaranteed_update<F>(
     srv: &ApiServer,
-    _user: &UserInfo,
+    user: &UserInfo,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
@@ -60,9 +62,19 @@ where
             }
         }
         let mut new = finish_update(srv, r, &old, candidate, kind)?;
-        if r.kind == "PriorityClass" {
-            admission::admit_priority_class(srv, &new).await?;
-        }
+        let (operation, subresource) = kind.admission();
+        let req = admission::Request {
+            user,
+            operation,
+            resource: r,
+            subresource,
+            namespace: ns.unwrap_or(""),
+            name,
+            dry_run,
+            old: Some(&old),
+        };
+        admission::mutate(srv, &req, &mut new).await?;
+        let warnings = admission::validate(srv, &req, &new).await?;
         let mut allocations = Allocations::default();
         admission::on_update(r, &old, &mut new, &srv.alloc, &mut allocations)?;
         if objects::same_content(&new, &old) {
@@ -71,6 +83,7 @@ where
                 object: old,
                 changed: false,
                 deleted: false,
+                warnings,
             });
         }
         if dry_run {
@@ -80,6 +93,7 @@ where
                 object: new,
                 changed: true,
                 deleted: false,
+                warnings,
             });
         }
         // Removing the last finalizer of an object being deleted deletes it.
@@ -97,6 +111,7 @@ where
                         object: new,
                         changed: true,
                         deleted: true,
+                        warnings,
                     });
                 }
                 Err(StoreError::Conflict { .. }) if precondition_free(precondition) => {
@@ -125,6 +140,7 @@ where
                     object: new,
                     changed: true,
                     deleted: false,
+                    warnings,
                 });
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. })
@@ -267,7 +283,12 @@ pub(super) fn finish_update(
         api::defaults::retain_service_allocations(&mut new, old);
     }
     api::defaults::apply(r, &mut new);
-    if r.kind == "Pod" {
+    if r.kind == "Pod"
+        && srv
+            .config
+            .admission
+            .enabled(admission::Plugin::DefaultTolerationSeconds)
+    {
         api::defaults::default_tolerations(
             &mut new,
             srv.config.default_not_ready_toleration_seconds,
@@ -334,12 +355,13 @@ pub(super) async fn update(
             ));
         }
     }
-    let (obj, warnings) = prune(r, obj, query)?;
+    let (obj, mut warnings) = prune(r, obj, query)?;
     let precondition = body_resource_version(&obj)?;
     let updated = guaranteed_update(srv, user, r, ns, name, kind, dry_run, |_old| {
         Ok((obj.clone(), precondition))
     })
     .await?;
+    warnings.extend(updated.warnings);
     Ok(render::object_response(
         r,
         updated.object,
@@ -397,6 +419,7 @@ pub(super) async fn patch_object(
         Ok((pruned, precondition))
     })
     .await?;
+    warnings.extend(updated.warnings);
     Ok(render::object_response(
         r,
         updated.object,

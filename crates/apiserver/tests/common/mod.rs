@@ -64,9 +64,13 @@ pub async fn open_store(
     }
 }
 
-/// A small config for tests: fast bookmarks, a small node port range.
+/// A small config for tests: fast bookmarks, a small node port range, and no ServiceAccount
+/// admission (nothing here runs the controller that creates each namespace's `default`
+/// ServiceAccount; the admission suite turns it on).
 pub fn test_config(addr: SocketAddr) -> Config {
     Config {
+        admission: apiserver::admission::Plugins::default()
+            .without(apiserver::admission::Plugin::ServiceAccount),
         advertise: addr,
         service_cluster_ip_range: "10.96.0.0/16".parse().unwrap(),
         service_node_port_range: (30000, 30100),
@@ -244,6 +248,9 @@ impl ServerProcess {
                 "--insecure-plain-http",
                 "--authorization-mode",
                 "AlwaysAllow",
+                // no ServiceAccount controller or TokenRequest API in this harness
+                "--disable-admission-plugins",
+                "ServiceAccount",
             ])
             .args(args)
             .stdin(Stdio::null())

@@ -50,6 +50,9 @@ impl TestServer {
             bookmark_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(3600),
             kubelet_netns: None,
+            // no ServiceAccount admission: no controller here makes `default` ServiceAccounts
+            admission: apiserver::admission::Plugins::default()
+                .without(apiserver::admission::Plugin::ServiceAccount),
             ..Config::default()
         };
         let srv = ApiServer::start(store, cfg).await.unwrap();

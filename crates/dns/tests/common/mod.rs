@@ -47,6 +47,9 @@ impl TestServer {
             service_node_port_range: (30000, 30100),
             bookmark_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(3600),
+            // no ServiceAccount admission: no controller here makes `default` ServiceAccounts
+            admission: apiserver::admission::Plugins::default()
+                .without(apiserver::admission::Plugin::ServiceAccount),
             ..Config::default()
         };
         let srv = ApiServer::start(store, cfg).await.unwrap();

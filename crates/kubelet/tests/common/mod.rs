@@ -124,6 +124,9 @@ impl Cluster {
             "--insecure-plain-http",
             "--authorization-mode",
             "AlwaysAllow",
+            // no ServiceAccount controller or TokenRequest API in this harness
+            "--disable-admission-plugins",
+            "ServiceAccount",
         ]);
         api.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

@@ -79,6 +79,9 @@ impl TestServer {
                 "--insecure-plain-http",
                 "--authorization-mode",
                 "AlwaysAllow",
+                // no ServiceAccount controller or TokenRequest API in this harness
+                "--disable-admission-plugins",
+                "ServiceAccount",
             ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

@@ -1,10 +1,7 @@
-//! Admission: what the apiserver changes or checks beyond defaulting and validation: Service
-//! ClusterIP and NodePort allocation, pod status and tolerations at creation, namespace
-//! lifecycle (no new objects in a missing or terminating namespace), and pod priority from
-//! PriorityClasses.
+//! Service allocations: ClusterIPs and NodePorts taken at create and update, released on
+//! delete and on type changes, and restored at start-up (upstream's Service REST storage).
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use api::validation::FieldError;
 use api::ResourceInfo;
@@ -13,7 +10,6 @@ use serde_json::{json, Value};
 use crate::allocator::{AllocError, Allocator};
 use crate::error::ApiError;
 use crate::objects;
-use crate::server::ApiServer;
 
 /// Allocations made while handling one request: rolled back if the request fails, and the
 /// releases it implies applied only once it succeeds.
@@ -68,7 +64,7 @@ pub fn on_create(
 ) -> Result<(), ApiError> {
     match (resource.group, resource.kind) {
         ("", "Pod") => {
-            let qos = qos_class(obj);
+            let qos = super::qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
         ("", "Service") => {
@@ -334,202 +330,6 @@ fn allocate_service(
     errors
 }
 
-/// The QoS class of a pod, as the kubelet and apiserver compute it.
-pub fn qos_class(pod: &Value) -> &'static str {
-    let mut containers: Vec<&Value> = Vec::new();
-    for field in ["containers", "initContainers"] {
-        if let Some(a) = pod
-            .pointer(&format!("/spec/{field}"))
-            .and_then(Value::as_array)
-        {
-            containers.extend(a.iter());
-        }
-    }
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        let relevant = |m: Option<&serde_json::Map<String, Value>>| {
-            m.map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.as_str() == "cpu" || k.as_str() == "memory")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<std::collections::BTreeMap<_, _>>()
-            })
-            .unwrap_or_default()
-        };
-        let req = relevant(requests);
-        let lim = relevant(limits);
-        if !req.is_empty() || !lim.is_empty() {
-            any = true;
-        }
-        // Guaranteed: cpu and memory limits set, and requests (defaulted to limits) equal.
-        if lim.len() != 2 {
-            guaranteed = false;
-        }
-        for (k, v) in &req {
-            if lim.get(k) != Some(v) {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
-fn priority_classes() -> &'static ResourceInfo {
-    api::registry::find("scheduling.k8s.io", "v1", "priorityclasses")
-        .expect("priorityclasses are registered")
-}
-
-/// A PriorityClass by name: from the watch cache, else from the store (a class created just
-/// before the pod may not have reached the cache yet).
-async fn priority_class(srv: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
-    let r = priority_classes();
-    crate::handlers::cached_or_stored(srv, r, &r.key(None, name)).await
-}
-
-/// Whether a PriorityClass is marked as the global default.
-fn is_global_default(pc: &Value) -> bool {
-    pc.get("globalDefault").and_then(Value::as_bool) == Some(true)
-}
-
-/// Every PriorityClass with globalDefault set, from the watch cache.
-async fn global_defaults(srv: &ApiServer) -> Vec<Arc<Value>> {
-    let r = priority_classes();
-    let revision = srv.cache.revision();
-    srv.cache
-        .resource(r)
-        .snapshot(&r.key_prefix(), revision)
-        .await
-        .objects
-        .into_iter()
-        .filter(|pc| is_global_default(pc))
-        .collect()
-}
-
-/// The Priority admission plugin on a new pod: `spec.priorityClassName` (or the global default
-/// class, the one with the lowest value when several claim it) gives `spec.priority` and
-/// `spec.preemptionPolicy`; a pod naming a missing class, or carrying a priority or policy that
-/// differs from its class's, is forbidden.
-pub async fn admit_pod_priority(srv: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
-    let pods = api::registry::find("", "v1", "pods").expect("pods are registered");
-    let name = objects::name(pod).to_string();
-    let class_name = pod
-        .pointer("/spec/priorityClassName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let (class_name, priority, policy) = if class_name.is_empty() {
-        let default = global_defaults(srv)
-            .await
-            .into_iter()
-            .min_by_key(|pc| pc.get("value").and_then(Value::as_i64).unwrap_or(0));
-        match default {
-            Some(pc) => (
-                objects::name(&pc).to_string(),
-                pc.get("value").and_then(Value::as_i64).unwrap_or(0),
-                class_policy(&pc),
-            ),
-            None => (String::new(), 0, "PreemptLowerPriority".to_string()),
-        }
-    } else {
-        let pc = priority_class(srv, &class_name).await?.ok_or_else(|| {
-            ApiError::forbidden(
-                pods,
-                &name,
-                &format!("no PriorityClass with name {class_name} was found"),
-            )
-        })?;
-        let value = pc.get("value").and_then(Value::as_i64).unwrap_or(0);
-        (class_name, value, class_policy(&pc))
-    };
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
-        return Ok(());
-    };
-    if let Some(given) = spec.get("priority").and_then(Value::as_i64) {
-        if given != priority {
-            return Err(ApiError::forbidden(
-                pods,
-                &name,
-                &format!("the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"),
-            ));
-        }
-    }
-    if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str) {
-        if given != policy {
-            return Err(ApiError::forbidden(
-                pods,
-                &name,
-                &format!("the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"),
-            ));
-        }
-    }
-    if !class_name.is_empty() {
-        spec.insert("priorityClassName".into(), json!(class_name));
-    }
-    spec.insert("priority".into(), json!(priority));
-    spec.insert("preemptionPolicy".into(), json!(policy));
-    Ok(())
-}
-
-fn class_policy(pc: &Value) -> String {
-    pc.get("preemptionPolicy")
-        .and_then(Value::as_str)
-        .unwrap_or("PreemptLowerPriority")
-        .to_string()
-}
-
-/// The PriorityClass admission plugin: at most one class is the global default.
-pub async fn admit_priority_class(srv: &ApiServer, class: &Value) -> Result<(), ApiError> {
-    if !is_global_default(class) {
-        return Ok(());
-    }
-    let name = objects::name(class);
-    // Read from the store, not the watch cache: a default class created just before may not
-    // have reached the cache yet, and this check guards a write.
-    let r = priority_classes();
-    let stored = srv
-        .store
-        .list(&r.key_prefix(), store::ListOptions::default())
-        .await?;
-    if let Some(other) = stored
-        .items
-        .iter()
-        .filter_map(|kv| crate::cache::decode(&kv.value, kv.mod_revision).ok())
-        .filter(is_global_default)
-        .find(|pc| objects::name(pc) != name)
-    {
-        return Err(ApiError::forbidden(
-            priority_classes(),
-            name,
-            &format!(
-                "PriorityClass {} is already marked as default. Only one default can exist",
-                objects::name(&other)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The system PriorityClasses cannot be deleted.
-pub fn check_priority_class_delete(r: &ResourceInfo, name: &str) -> Result<(), ApiError> {
-    if r.kind == "PriorityClass" && api::priority::system_class_value(name).is_some() {
-        return Err(ApiError::forbidden(
-            r,
-            name,
-            "this is a system priority class and cannot be deleted",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,23 +380,5 @@ mod tests {
         assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
         // The port is free again.
         a.allocate_port(30000).unwrap();
-    }
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})),
-            "BestEffort"
-        );
-        assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "a", "resources": {
-                "limits": {"cpu": "1", "memory": "1Gi"}}}]}})),
-            "Guaranteed"
-        );
-        assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "a", "resources": {
-                "requests": {"cpu": "100m"}}}]}})),
-            "Burstable"
-        );
     }
 }
