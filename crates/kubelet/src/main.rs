@@ -75,6 +75,11 @@ struct Args {
     /// AlwaysAllow lets every authenticated caller in.
     #[arg(long, value_enum, default_value = "webhook")]
     authorization_mode: kubelet::auth::AuthzMode,
+    /// Kubeconfig of the identity the host-gw routes read every Node with (the Node
+    /// authorizer lets a kubelet read only its own Node, so this is the network plugin's
+    /// identity, as flannel has its own); default: --kubeconfig.
+    #[arg(long)]
+    routes_kubeconfig: Option<PathBuf>,
     /// Serve the kubelet API as plain, unauthenticated HTTP (tests of a cluster without TLS).
     #[arg(long)]
     insecure_plain_http: bool,
@@ -232,7 +237,13 @@ async fn main() -> anyhow::Result<()> {
         &machine.capacity,
         &[&args.kube_reserved, &args.system_reserved],
     );
-    let informers = Informers::start(&client);
+    let routes_client = match &args.routes_kubeconfig {
+        Some(p) => daemon::client_from(Some(p))
+            .await
+            .with_context(|| format!("reading {}", p.display()))?,
+        None => client.clone(),
+    };
+    let informers = Informers::start(&client, &routes_client);
     let (net_tx, net_rx) = tokio::sync::watch::channel::<Option<Arc<dyn PodNetworkPlugin>>>(None);
     let cfg = KubeletConfig {
         node_name: node_name.clone(),

@@ -64,11 +64,11 @@ pub struct Informers {
 }
 
 impl Informers {
-    /// Starts them all.
-    pub fn start(client: &Client) -> Informers {
+    /// Starts them all; the nodes are read as `routes_client`.
+    pub fn start(client: &Client, routes_client: &Client) -> Informers {
         Informers {
             services: reflect(Api::all(client.clone()), watcher::Config::default()),
-            nodes: reflect(Api::all(client.clone()), watcher::Config::default()),
+            nodes: reflect(Api::all(routes_client.clone()), watcher::Config::default()),
         }
     }
 }

@@ -43,6 +43,14 @@ pub enum AddonError {
 pub async fn apply_manifest(client: &Client, manifest: &str) -> Result<usize, AddonError> {
     let documents: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(manifest).map_err(|e| AddonError::Manifest(e.to_string()))?;
+    apply_objects(client, documents).await
+}
+
+/// Creates every object (as `kubectl create`); objects that exist are left alone.
+pub async fn apply_objects(
+    client: &Client,
+    documents: Vec<serde_json::Value>,
+) -> Result<usize, AddonError> {
     let mut created = 0;
     for document in documents.into_iter().filter(|d| !d.is_null()) {
         let object: DynamicObject =

@@ -8,6 +8,7 @@
 //! docs/localcluster.md.
 
 pub mod addons;
+pub mod credentials;
 pub mod down;
 pub mod kubeconfig;
 pub mod prereq;

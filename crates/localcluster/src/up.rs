@@ -5,7 +5,7 @@
 //! component dying meanwhile, is reported with that component's log tail and cleaned up.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use kube::Client;
 use network::lab::{Lab, NetNs, LAB_BRIDGE_IP};
 
 use crate::addons;
+use crate::credentials::{self, Credentials};
 use crate::kubeconfig;
 use crate::prereq;
 use crate::process::{self, spawn_detached};
@@ -201,16 +202,15 @@ impl Launch {
         };
         self.state.apiserver_port = Some(port);
         let mut api = Command::new(self.state.bin_dir.join("mini-apiserver"));
-        // Plain HTTP and no authorization until this harness carries the cluster PKI (issue 15).
-        api.args([
-            "--insecure-plain-http",
-            "--authorization-mode",
-            "AlwaysAllow",
-            // The ServiceAccount plugin gives pods a projected token volume, and the
-            // TokenRequest API the kubelet fills it from is not served yet.
-            "--disable-admission-plugins",
-            "ServiceAccount",
-        ]);
+        // TLS, every client authenticated, Node and RBAC authorization: the apiserver makes
+        // the cluster PKI in the state directory, and each component gets its own identity.
+        let pki_dir = self.state.state_dir.join("pki");
+        api.arg("--cert-dir")
+            .arg(&pki_dir)
+            .arg("--kubelet-certificate-authority")
+            .arg(pki_dir.join("ca.crt"))
+            // As kubeadm: kubelets may write only their own Node and their pods.
+            .args(["--enable-admission-plugins", "NodeRestriction"]);
         api.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(&store_arg)
@@ -238,23 +238,32 @@ impl Launch {
             || admin.exists() && TcpStream::connect(("127.0.0.1", port)).is_ok(),
         )
         .await?;
-        let admin_text =
-            std::fs::read_to_string(&admin).with_context(|| format!("read {}", admin.display()))?;
-        std::fs::write(
-            &self.state.node_kubeconfig,
-            admin_text.replace(
-                &format!("127.0.0.1:{port}"),
-                &format!("{LAB_BRIDGE_IP}:{port}"),
-            ),
-        )
-        .with_context(|| format!("write {}", self.state.node_kubeconfig.display()))?;
+        let creds = Credentials::open(&pki_dir, port)?;
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let bridge = IpAddr::V4(LAB_BRIDGE_IP);
+        // The proxies' identity (system:kube-proxy), reached from the nodes.
+        creds.component(pki::Component::Proxy, bridge, &self.state.node_kubeconfig)?;
+        let client = admin_client(&admin).await?;
+        let mut rbac = credentials::controller_manager_bindings();
+        rbac.extend(credentials::host_gateway_rbac());
+        addons::apply_objects(&client, rbac)
+            .await
+            .context("bind the controller-manager and the host-gw routes to their roles")?;
+        let routes_kubeconfig = self.state.state_dir.join("host-gw.kubeconfig");
+        creds.component(pki::Component::HostGateway, bridge, &routes_kubeconfig)?;
 
-        for (component, program) in [
-            ("controller-manager", "mini-controller-manager"),
-            ("scheduler", "mini-scheduler"),
+        for (component, program, identity) in [
+            (
+                "controller-manager",
+                "mini-controller-manager",
+                pki::Component::ControllerManager,
+            ),
+            ("scheduler", "mini-scheduler", pki::Component::Scheduler),
         ] {
+            let kubeconfig = self.state.state_dir.join(format!("{component}.kubeconfig"));
+            creds.component(identity, loopback, &kubeconfig)?;
             let mut cmd = Command::new(self.state.bin_dir.join(program));
-            cmd.arg("--kubeconfig").arg(&admin).args([
+            cmd.arg("--kubeconfig").arg(&kubeconfig).args([
                 "--leader-elect=false",
                 "--secure-port",
                 "0",
@@ -274,11 +283,22 @@ impl Launch {
             std::fs::create_dir_all(&node.root)
                 .with_context(|| format!("create {}", node.root.display()))?;
             let netns_path = PathBuf::from("/run/netns").join(&node.netns);
+            let files = creds.node(
+                &node.name,
+                IpAddr::V4(node.ip),
+                bridge,
+                &self.state.state_dir.join("pki-nodes").join(&node.name),
+            )?;
             let mut kubelet = nsenter(&netns_path, &self.state.bin_dir.join("mini-kubelet"));
             kubelet
-                .arg("--insecure-plain-http")
                 .arg("--kubeconfig")
-                .arg(&self.state.node_kubeconfig)
+                .arg(&files.kubeconfig)
+                .arg("--routes-kubeconfig")
+                .arg(&routes_kubeconfig)
+                .arg("--tls-cert-file")
+                .arg(&files.serving_cert)
+                .arg("--tls-private-key-file")
+                .arg(&files.serving_key)
                 .arg("--node-name")
                 .arg(&node.name)
                 .arg("--node-ip")
@@ -315,7 +335,6 @@ impl Launch {
             )?;
         }
 
-        let client = admin_client(&admin).await?;
         if !options.skip_dns {
             addons::apply_manifest(&client, addons::DNS_MANIFEST)
                 .await

@@ -37,6 +37,9 @@ pub enum Component {
     Proxy,
     /// The apiserver's identity towards kubelets.
     ApiserverKubeletClient,
+    /// The kubelets' host-gw routes, which read every Node (the network plugin's role, as
+    /// flannel's ServiceAccount).
+    HostGateway,
 }
 
 impl Component {
@@ -49,6 +52,7 @@ impl Component {
             }
             Component::Scheduler => ("scheduler", "system:kube-scheduler", &[]),
             Component::Proxy => ("kube-proxy", "system:kube-proxy", &[]),
+            Component::HostGateway => ("host-gw", "system:minicluster:host-gw", &[]),
             Component::ApiserverKubeletClient => (
                 "apiserver-kubelet-client",
                 "kube-apiserver-kubelet-client",
@@ -58,12 +62,13 @@ impl Component {
     }
 
     /// Every component.
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 6] = [
         Component::Admin,
         Component::ControllerManager,
         Component::Scheduler,
         Component::Proxy,
         Component::ApiserverKubeletClient,
+        Component::HostGateway,
     ];
 }
 
