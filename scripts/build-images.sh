@@ -106,6 +106,16 @@ for applet in $("$BUSYBOX" --list | sort); do
   [ "$applet" = busybox ] || ln -sf busybox "$R/bin/$applet"
 done
 mkdir -p "$R/usr" "$R/var/www" && ln -s ../bin "$R/usr/bin" && ln -s ../bin "$R/sbin"
+# openssl and its libraries: Debian's busybox wget runs `openssl s_client` for https (as on any
+# Debian system); its built-in TLS sends no signature_algorithms extension, which rustls servers
+# (the apiserver) refuse, so in-pod `wget https://kubernetes.default.svc` needs it.
+if OPENSSL=$(command -v openssl); then
+  install -m 0755 "$OPENSSL" "$R/bin/openssl"
+  for lib in $(ldd "$OPENSSL" | grep -o '/[^ ]*'); do
+    mkdir -p "$R$(dirname "$lib")"
+    install -m 0755 "$lib" "$R$lib"
+  done
+fi
 base_etc "$R"
 build_image busybox latest "$R" "$(cat "$ROOT/images/busybox.config.json")"
 

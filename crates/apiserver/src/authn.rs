@@ -237,6 +237,10 @@ mod tests {
     use std::sync::Arc;
 
     fn ca_and_user(cn: &str, org: &str) -> (String, PeerCerts) {
+        ca_and_user_for(cn, org, 1)
+    }
+
+    fn ca_and_user_for(cn: &str, org: &str, days: i64) -> (String, PeerCerts) {
         let ca = pki::Ca::generate("test-ca", 10).unwrap();
         let kc = ca
             .issue(&pki::Leaf {
@@ -245,11 +249,22 @@ mod tests {
                 dns: vec![],
                 ips: vec![],
                 usage: pki::Usage::Client,
-                days: 1,
+                days,
             })
             .unwrap();
         let certs = crate::tls::certs_from_pem(&kc.cert_pem, "c").unwrap();
         (ca.cert_pem, PeerCerts(Arc::new(certs)))
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused() {
+        let (ca, peer) = ca_and_user_for("alice", "dev", -1);
+        let a = Authenticator::anonymous_only().with_client_ca(&ca).unwrap();
+        let got = a.authenticate(Some(&peer), &HeaderMap::new(), |_| None);
+        assert!(
+            matches!(&got, Authn::Invalid(why) if why.contains("xpired")),
+            "{got:?}"
+        );
     }
 
     fn bearer(t: &str) -> HeaderMap {

@@ -674,3 +674,126 @@ async fn the_node_authorizer_gives_a_kubelet_only_its_pods_objects() {
     assert_eq!(code, 200);
     eventually(403, || as_n1("/api/v1/namespaces/default/secrets/s1"));
 }
+
+#[tokio::test]
+async fn rbac_grants_what_is_bound_and_nobody_grants_more_than_they_hold() {
+    let s = start(&[]);
+    let admin = admin_of(&s);
+    wait_ready(&s, &admin);
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/team";
+    let (code, body) = post(
+        &s,
+        "/api/v1/namespaces",
+        serde_json::json!({"metadata": {"name": "team"}}),
+        &admin,
+    );
+    assert_eq!(code, 201, "{body}");
+    // bob may manage roles and bindings in "team" (not with "*", which includes the escalate
+    // and bind verbs), and holds nothing else there.
+    let (code, body) = post(
+        &s,
+        &format!("{rbac}/roles"),
+        serde_json::json!({"metadata": {"name": "rbac-manager"}, "rules": [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}),
+        &admin,
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = post(
+        &s,
+        &format!("{rbac}/rolebindings"),
+        serde_json::json!({"metadata": {"name": "bob-rbac"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "rbac-manager"},
+            "subjects": [{"kind": "User", "name": "bob"}]}),
+        &admin,
+    );
+    assert_eq!(code, 201, "{body}");
+    let as_bob = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        call(
+            &s,
+            method,
+            path,
+            body.as_ref(),
+            None,
+            Some("t0ken-bob"),
+            &[],
+        )
+    };
+    let pod_reader = serde_json::json!({"metadata": {"name": "pod-reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
+    // Granting what he does not hold is refused, with upstream's message; nothing is stored.
+    let body = eventually(403, || {
+        as_bob("POST", &format!("{rbac}/roles"), Some(pod_reader.clone()))
+    });
+    let message = json_of(&body)["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("roles.rbac.authorization.k8s.io \"pod-reader\" is forbidden: user \"bob\" (groups=[\"dev\" \"ops\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"get\" \"list\"]}"),
+        "{message}"
+    );
+    assert_eq!(
+        get(&s, &format!("{rbac}/roles/pod-reader"), Some(&admin), None).0,
+        404
+    );
+    let (code, body) = as_bob(
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(serde_json::json!({"metadata": {"name": "bob-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "User", "name": "bob"}]})),
+    );
+    assert_eq!(code, 403, "{body}");
+    // Within what he holds, he may.
+    let (code, body) = as_bob(
+        "POST",
+        &format!("{rbac}/roles"),
+        Some(
+            serde_json::json!({"metadata": {"name": "role-reader"}, "rules": [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["get"]}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    // The admin binds the pod reader: bob lists pods in "team", and nothing else.
+    let (code, body) = post(&s, &format!("{rbac}/roles"), pod_reader.clone(), &admin);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = post(
+        &s,
+        &format!("{rbac}/rolebindings"),
+        serde_json::json!({"metadata": {"name": "bob-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "User", "name": "bob"}]}),
+        &admin,
+    );
+    assert_eq!(code, 201, "{body}");
+    eventually(200, || as_bob("GET", "/api/v1/namespaces/team/pods", None));
+    let (code, body) = as_bob("GET", "/api/v1/namespaces/default/pods", None);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = as_bob("DELETE", "/api/v1/namespaces/team/pods/x", None);
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        json_of(&body)["message"],
+        "pods \"x\" is forbidden: User \"bob\" cannot delete resource \"pods\" in API group \"\" in the namespace \"team\""
+    );
+    // Now holding pods get/list, bob may bind the pod reader to someone else.
+    let (code, body) = as_bob(
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(serde_json::json!({"metadata": {"name": "carol-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "User", "name": "carol"}]})),
+    );
+    assert_eq!(code, 201, "{body}");
+    // A malformed binding is a 422 with field paths.
+    let (code, body) = post(
+        &s,
+        &format!("{rbac}/rolebindings"),
+        serde_json::json!({"metadata": {"name": "bad"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Pod", "name": "x"},
+            "subjects": [{"kind": "Robot", "name": "r"}]}),
+        &admin,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("roleRef.kind") && body.contains("subjects[0].kind"),
+        "{body}"
+    );
+}

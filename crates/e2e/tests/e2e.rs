@@ -5,7 +5,7 @@
 //! outside the cluster network; sessionAffinity ClientIP; backends following scale and readiness
 //! (times printed, not asserted); a Service without ready backends refused at once; headless
 //! Service, StatefulSet stable names and SRV records through cluster DNS; a ConfigMap change
-//! reaching a pod; rolling update and undo answering throughout; a node's kubelet killed → the
+//! reaching a pod; the authenticated gate (tests/e2e/security.rs); rolling update and undo answering throughout; a node's kubelet killed → the
 //! node goes NotReady and its pods come back on the other nodes; `cluster down` leaves nothing
 //! behind and the machine's own network namespace is never touched.
 
@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "e2e/security.rs"]
+mod security;
 
 use e2e::{backends, host_network_snapshot, wait_for, Cluster};
 use serde_json::Value;
@@ -119,6 +122,9 @@ fn scenarios(tag: &str, store: &str) {
         ("private", "state files private", &|| {
             let exposed = testkit::privacy::exposed(&[cluster.state_dir()]);
             assert!(exposed.is_empty(), "state readable by others: {exposed:#?}");
+        }),
+        ("security", "the authenticated gate", &|| {
+            security::the_gate_holds(&cluster)
         }),
         (
             "verbs",
