@@ -111,7 +111,12 @@ async fn clients_without_a_certificate_of_etcds_ca_are_refused() {
         let plain = etcd.0.endpoint().replacen("https://", "http://", 1);
         let e = refused(
             "plain endpoint with TLS options",
-            EtcdStore::connect_with(&[plain.clone()], None, Some(etcd.apiserver_tls())).await,
+            EtcdStore::connect_with(
+                std::slice::from_ref(&plain),
+                None,
+                Some(etcd.apiserver_tls()),
+            )
+            .await,
         );
         assert!(e.contains("not https://"), "{e}");
         // Plain HTTP/2 to the TLS port does not get through either.
