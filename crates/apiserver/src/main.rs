@@ -29,6 +29,16 @@ struct Flags {
     /// Key prefix in etcd.
     #[arg(long, default_value = "/minicluster")]
     etcd_prefix: String,
+    /// The CA etcd's serving certificate is verified with (PEM); needed for https:// etcd
+    /// servers, and the only root trusted for them.
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// The client certificate presented to etcd (PEM; etcd's --client-cert-auth).
+    #[arg(long, requires = "etcd_keyfile")]
+    etcd_certfile: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, requires = "etcd_certfile")]
+    etcd_keyfile: Option<PathBuf>,
     /// The range ClusterIPs are allocated from.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: ipnet::Ipv4Net,
@@ -166,14 +176,42 @@ fn init_logging(verbosity: u8) {
         .init();
 }
 
+/// TLS towards etcd from --etcd-cafile/--etcd-certfile/--etcd-keyfile (read now), when given.
+fn etcd_tls(flags: &Flags) -> anyhow::Result<Option<store::etcd::EtcdTls>> {
+    let read_flag = |flag: &str, p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {flag} {}", p.display()))
+    };
+    let Some(ca) = &flags.etcd_cafile else {
+        if flags.etcd_certfile.is_some() {
+            bail!("--etcd-certfile needs --etcd-cafile (the CA of etcd's serving certificate)");
+        }
+        return Ok(None);
+    };
+    Ok(Some(store::etcd::EtcdTls {
+        ca_pem: read_flag("--etcd-cafile", ca)?,
+        cert_pem: flags
+            .etcd_certfile
+            .as_ref()
+            .map(|p| read_flag("--etcd-certfile", p))
+            .transpose()?,
+        key_pem: flags
+            .etcd_keyfile
+            .as_ref()
+            .map(|p| read_flag("--etcd-keyfile", p))
+            .transpose()?,
+    }))
+}
+
 async fn open_store(flags: &Flags) -> anyhow::Result<Arc<dyn Store>> {
     if !flags.etcd_servers.is_empty() {
-        let s =
-            store::etcd::EtcdStore::connect(&flags.etcd_servers, Some(flags.etcd_prefix.clone()))
-                .await
-                .with_context(|| {
-                    format!("connecting to etcd at {}", flags.etcd_servers.join(","))
-                })?;
+        let tls = etcd_tls(flags)?;
+        let s = store::etcd::EtcdStore::connect_with(
+            &flags.etcd_servers,
+            Some(flags.etcd_prefix.clone()),
+            tls,
+        )
+        .await
+        .with_context(|| format!("connecting to etcd at {}", flags.etcd_servers.join(",")))?;
         return Ok(Arc::new(s));
     }
     let Some(path) = flags.store.strip_prefix("embedded:") else {

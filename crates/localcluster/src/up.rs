@@ -191,7 +191,20 @@ impl Launch {
                     TcpStream::connect(("127.0.0.1", port)).is_ok()
                 })
                 .await?;
-                vec!["--etcd-servers".to_string(), url]
+                let pki = self.state.state_dir.join("pki");
+                vec![
+                    "--etcd-servers".to_string(),
+                    url,
+                    format!("--etcd-cafile={}", pki.join(pki::ETCD_CA_CERT).display()),
+                    format!(
+                        "--etcd-certfile={}",
+                        pki.join(pki::APISERVER_ETCD_CLIENT_CERT).display()
+                    ),
+                    format!(
+                        "--etcd-keyfile={}",
+                        pki.join(pki::APISERVER_ETCD_CLIENT_KEY).display()
+                    ),
+                ]
             }
         };
 
@@ -405,12 +418,19 @@ impl Launch {
         Ok(summary)
     }
 
-    /// Starts a local etcd with its data in the state directory; returns its client URL and
-    /// port.
+    /// Starts a local etcd with its data in the state directory, serving clients over TLS
+    /// with client certificates required (kubeadm's etcd certificates, made first in
+    /// `<state>/pki` with the cluster PKI: see [`ensure_cluster_pki`]); returns its client URL
+    /// and port. Peers stay plain on loopback (one member, no peer traffic).
     fn start_etcd(&mut self) -> anyhow::Result<(String, u16)> {
+        let pki_dir = self.state.state_dir.join("pki");
+        ensure_cluster_pki(&pki_dir)?
+            .ensure_etcd(&[])
+            .with_context(|| format!("etcd's certificates in {}", pki_dir.display()))?;
         let client_port = free_port()?;
-        let client_url = format!("http://127.0.0.1:{client_port}");
+        let client_url = format!("https://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{}", free_port()?);
+        let file = |name: &str| pki_dir.join(name).display().to_string();
         let mut etcd = Command::new("etcd");
         etcd.arg(format!("--name={}", self.state.name))
             .arg(format!(
@@ -419,6 +439,10 @@ impl Launch {
             ))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--cert-file={}", file(pki::ETCD_SERVER_CERT)))
+            .arg(format!("--key-file={}", file(pki::ETCD_SERVER_KEY)))
+            .arg(format!("--trusted-ca-file={}", file(pki::ETCD_CA_CERT)))
+            .arg("--client-cert-auth=true")
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster={}={peer_url}", self.state.name))
@@ -487,6 +511,21 @@ impl Launch {
         }
         Ok(())
     }
+}
+
+/// The cluster PKI in `dir`, made (or kept) with the options mini-apiserver derives from the
+/// flags `cluster up` gives it (service IP 10.96.0.1 of 10.96.0.0/12; reached at 127.0.0.1
+/// and the lab bridge), so the apiserver started with `--cert-dir` on it keeps every
+/// certificate, the CA first.
+pub fn ensure_cluster_pki(dir: &Path) -> anyhow::Result<pki::ClusterPki> {
+    let options = pki::PkiOptions {
+        cluster_domain: "cluster.local".into(),
+        service_ip: IpAddr::from([10, 96, 0, 1]),
+        apiserver_ips: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::V4(LAB_BRIDGE_IP)],
+        apiserver_names: vec![],
+    };
+    pki::ClusterPki::ensure(dir, &options)
+        .with_context(|| format!("the cluster PKI in {}", dir.display()))
 }
 
 fn nsenter(netns: &Path, program: &Path) -> Command {

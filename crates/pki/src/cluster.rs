@@ -3,7 +3,8 @@
 //! per component (`admin`, `controller-manager`, `scheduler`, `kube-proxy`,
 //! `apiserver-kubelet-client`) and per node (`nodes/<name>.crt` client, `nodes/<name>-serving.crt`
 //! server). [`ClusterPki::ensure`] makes what is missing and renews leaves that are close to
-//! their end or (for serving certificates) lack a wanted address.
+//! their end or (for serving certificates) lack a wanted address. etcd's certificates (a CA of
+//! their own, as kubeadm's) are made by [`ClusterPki::ensure_etcd`] (`crate::etcd`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -246,8 +247,8 @@ impl ClusterPki {
     }
 
     /// Keeps `stem`'s certificate when it names what `leaf` asks and has more than
-    /// [`RENEW_DAYS`] left; otherwise issues a new one.
-    fn ensure_leaf(&self, ca: &Ca, stem: &str, leaf: &Leaf) -> Result<KeyCert> {
+    /// [`RENEW_DAYS`] left and is signed by `ca`; otherwise issues a new one.
+    pub(crate) fn ensure_leaf(&self, ca: &Ca, stem: &str, leaf: &Leaf) -> Result<KeyCert> {
         if let Ok(kc) = self.key_cert(stem) {
             if let Ok(i) = info(&kc.cert_pem) {
                 let fresh = i.not_after - now() > RENEW_DAYS * 86400;
@@ -255,7 +256,7 @@ impl ClusterPki {
                     && i.orgs == leaf.orgs
                     && leaf.dns.iter().all(|d| i.dns.contains(d))
                     && leaf.ips.iter().all(|a| i.ips.contains(a));
-                let signed_by_ca = crate::verify(&kc.cert_pem, &self.ca_pem);
+                let signed_by_ca = crate::verify(&kc.cert_pem, &ca.cert_pem);
                 if fresh && same && signed_by_ca {
                     return Ok(kc);
                 }

@@ -6,9 +6,14 @@
 //! carry the CA and a client certificate. Keys are ECDSA P-256 and written 0600.
 
 mod cluster;
+mod etcd;
 mod kubeconfig;
 
 pub use cluster::{ClusterPki, Component, PkiOptions};
+pub use etcd::{
+    EtcdPki, APISERVER_ETCD_CLIENT_CERT, APISERVER_ETCD_CLIENT_CN, APISERVER_ETCD_CLIENT_KEY,
+    ETCD_CA_CERT, ETCD_CA_KEY, ETCD_SERVER_CERT, ETCD_SERVER_KEY,
+};
 pub use kubeconfig::{kubeconfig, Credential};
 
 use std::net::IpAddr;
@@ -74,6 +79,8 @@ pub enum Usage {
     Server,
     /// TLS client (clientAuth).
     Client,
+    /// Both (etcd's serving certificate: etcd also dials itself with it, as kubeadm's does).
+    ServerAndClient,
 }
 
 /// A leaf certificate to issue.
@@ -166,10 +173,14 @@ impl Ca {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![match leaf.usage {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }];
+        params.extended_key_usages = match leaf.usage {
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::ServerAndClient => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        };
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, leaf.days);
         let cert = params

@@ -18,6 +18,10 @@
 //!   `[known, current]` finds it (a handful of cheap count-only reads). `known` is the highest
 //!   compacted revision seen so far (compactions never go back), so repeated calls are cheap.
 //!   It is exact even when another client compacted; 0 means nothing was compacted.
+//! - TLS: `https://` endpoints are dialed over TLS (rustls with the aws-lc-rs provider, through
+//!   etcd-client's tonic), trusting only the CA given in [`EtcdTls`] and presenting its client
+//!   certificate when given (etcd's `--client-cert-auth`), as upstream's `--etcd-cafile`,
+//!   `--etcd-certfile` and `--etcd-keyfile`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -26,8 +30,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 
 use crate::{
@@ -37,6 +41,40 @@ use crate::{
 
 /// How long connecting to an endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TLS towards etcd: the CA its serving certificate must chain to and, for etcd's
+/// `--client-cert-auth`, the client certificate to present.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate(s) trusted for etcd's serving certificate (PEM); no other roots are.
+    pub ca_pem: String,
+    /// The client certificate (PEM), presented when set together with `key_pem`.
+    pub cert_pem: Option<String>,
+    /// The client certificate's private key (PEM).
+    pub key_pem: Option<String>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("client_certificate", &self.cert_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdTls {
+    /// The client's TLS options; a certificate without its key (or the reverse) is an error.
+    fn options(&self) -> Result<TlsOptions, StoreError> {
+        let tls = TlsOptions::new().ca_certificate(Certificate::from_pem(&self.ca_pem));
+        match (&self.cert_pem, &self.key_pem) {
+            (Some(cert), Some(key)) => Ok(tls.identity(Identity::from_pem(cert, key))),
+            (None, None) => Ok(tls),
+            _ => Err(StoreError::Other(
+                "etcd TLS: a client certificate needs its key and a key its certificate".into(),
+            )),
+        }
+    }
+}
 
 /// The etcd store. Cheap to clone: clones share the client's gRPC channel.
 #[derive(Clone)]
@@ -63,9 +101,37 @@ impl EtcdStore {
         endpoints: &[String],
         prefix: Option<String>,
     ) -> Result<EtcdStore, StoreError> {
-        let options = ConnectOptions::new()
+        EtcdStore::connect_with(endpoints, prefix, None).await
+    }
+
+    /// [`Self::connect`] with TLS: with `tls`, every endpoint must be `https://` and is dialed
+    /// trusting only its CA, presenting its client certificate. Without it, `https://`
+    /// endpoints are refused (there are no default roots to verify them with).
+    pub async fn connect_with(
+        endpoints: &[String],
+        prefix: Option<String>,
+        tls: Option<EtcdTls>,
+    ) -> Result<EtcdStore, StoreError> {
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10));
+        match &tls {
+            Some(tls) => {
+                if let Some(plain) = endpoints.iter().find(|e| !e.starts_with("https://")) {
+                    return Err(StoreError::Other(format!(
+                        "etcd endpoint {plain} is not https:// but TLS options were given"
+                    )));
+                }
+                options = options.with_tls(tls.options()?);
+            }
+            None => {
+                if let Some(secure) = endpoints.iter().find(|e| e.starts_with("https://")) {
+                    return Err(StoreError::Other(format!(
+                        "etcd endpoint {secure} is https:// but no CA was given to verify it with"
+                    )));
+                }
+            }
+        }
         let client = Client::connect(endpoints, Some(options)).await?;
         let store = EtcdStore {
             client,
