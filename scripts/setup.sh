@@ -8,7 +8,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # libprotobuf-dev carries the well-known .proto files (descriptor.proto) etcd-client's build needs
 # openssl goes into the busybox test image: Debian's busybox wget hands https to `openssl
 # s_client` (its built-in TLS sends no signature_algorithms, which rustls servers refuse)
-packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler libprotobuf-dev runc crun docker-registry conntrack openssl)
+packages=(etcd-server iptables iproute2 busybox-static protobuf-compiler libprotobuf-dev runc crun docker-registry conntrack openssl curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

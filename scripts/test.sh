@@ -9,6 +9,8 @@ scripts/setup.sh
 
 # A target dir outside the clone is reused across runs when present; a fresh one works too.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/minicluster-target}"
+# No incremental caches: a test run builds once, and they take tens of GB on a shared target.
+export CARGO_INCREMENTAL=0
 export MINI_REQUIRE_ALL=1
 export RUST_BACKTRACE=1
 

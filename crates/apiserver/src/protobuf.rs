@@ -482,7 +482,11 @@ fn message(bytes: &[u8], schema: &[(u32, &str, Field)]) -> Result<Value, Protobu
                 out.insert(name, json!(v as i64));
             }
             (Time, Wire::Bytes(b)) => {
-                out.insert(name, time(b)?);
+                // Go encodes a zero metav1.Time as an empty message: JSON null, left out.
+                let t = time(b)?;
+                if t != json!("1970-01-01T00:00:00Z") {
+                    out.insert(name, t);
+                }
             }
             (Msg(s), Wire::Bytes(b)) => {
                 out.insert(name, message(b, s)?);
