@@ -2,10 +2,14 @@
 //! O = groups) signed by the client CA; a bearer token from the static token file, a bound
 //! ServiceAccount token ([`crate::sa_tokens`]) or a bootstrap token; else, when allowed, the
 //! anonymous user. A credential that is presented but not valid is a 401, never anonymous, and
-//! the answer says nothing of why (the reason is logged).
+//! the answer says nothing of why (the reason is logged). A verified certificate chain is
+//! remembered for a while (never past its end), so that the requests of one keep-alive
+//! connection, which all present the same chain, do not each pay for its signature check.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auth::{names, UserInfo};
 use daemon::tls::{ClientCa, PeerCerts};
@@ -22,6 +26,30 @@ pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
     /// Whether requests without credentials are the anonymous user (else 401).
     pub anonymous: bool,
+    /// Chains that verified (their DER, length-prefixed) → who they are, until when.
+    verified: Mutex<HashMap<Vec<u8>, (UserInfo, Instant)>>,
+}
+
+/// How long a verified chain is remembered (at most: never past the leaf's notAfter). The
+/// client CA is fixed for the process's life, so only the clock can change the verdict.
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+/// Remembered chains; past this the memory is emptied and starts again.
+const VERIFIED_MAX: usize = 4096;
+
+fn chain_key(chain: &[CertificateDer<'static>]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(chain.iter().map(|c| c.len() + 4).sum());
+    for c in chain {
+        key.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        key.extend_from_slice(c);
+    }
+    key
+}
+
+/// Until when a chain whose leaf ends at `not_after` (Unix seconds) may be remembered.
+fn remember_until(not_after: i64) -> Option<Instant> {
+    let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+    let left = u64::try_from(not_after.checked_sub(now_unix)?).ok()?;
+    Some(Instant::now() + VERIFIED_TTL.min(Duration::from_secs(left)))
 }
 
 /// Why the authenticator was not built.
@@ -157,12 +185,31 @@ impl Authenticator {
             .client_ca
             .as_ref()
             .ok_or("no client CA is configured")?;
+        let key = chain_key(chain);
+        if let Ok(cache) = self.verified.lock() {
+            if let Some((user, until)) = cache.get(&key) {
+                if Instant::now() < *until {
+                    return Ok(user.clone());
+                }
+            }
+        }
         let (name, groups) = ca.identity(chain)?;
-        Ok(UserInfo {
+        let user = UserInfo {
             name,
             groups,
             ..Default::default()
-        })
+        };
+        let until = chain
+            .first()
+            .and_then(|leaf| pki::info_der(leaf).ok())
+            .and_then(|info| remember_until(info.not_after));
+        if let (Some(until), Ok(mut cache)) = (until, self.verified.lock()) {
+            if cache.len() >= VERIFIED_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (user.clone(), until));
+        }
+        Ok(user)
     }
 }
 
@@ -298,6 +345,34 @@ mod tests {
             b.authenticate(Some(&peer), &HeaderMap::new(), |_| None),
             Authn::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn a_verified_chain_is_remembered_and_others_are_still_checked() {
+        let (ca, peer) = ca_and_user("alice", "dev");
+        let a = Authenticator::anonymous_only().with_client_ca(&ca).unwrap();
+        let first = a.authenticate(Some(&peer), &HeaderMap::new(), |_| None);
+        assert_eq!(a.verified.lock().unwrap().len(), 1);
+        let again = a.authenticate(Some(&peer), &HeaderMap::new(), |_| None);
+        assert_eq!(first, again);
+        // Another CA's certificate is not in the memory and is refused, and not remembered.
+        let (_, stranger) = ca_and_user("mallory", "dev");
+        assert!(matches!(
+            a.authenticate(Some(&stranger), &HeaderMap::new(), |_| None),
+            Authn::Invalid(_)
+        ));
+        assert_eq!(a.verified.lock().unwrap().len(), 1);
+        // Nothing is remembered past the certificate's end.
+        assert!(remember_until(0).is_none());
+        let soon = remember_until(unix_now() + 10).unwrap();
+        assert!(soon <= Instant::now() + Duration::from_secs(10));
+    }
+
+    fn unix_now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! informer-backed listers): every Role, ClusterRole, RoleBinding and ClusterRoleBinding,
 //! updated by one subscription per resource and read synchronously on every request through
 //! [`auth::rbac::RuleSource`]. Like upstream's, it is eventually consistent: a binding created a
-//! moment ago may take a few milliseconds to count.
+//! moment ago may take a few milliseconds to count. The bindings, which every request walks,
+//! are handed out as shared snapshots (remade on each change), not copied per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,28 @@ struct Maps {
     roles: HashMap<(String, String), Role>,
     cluster_role_bindings: BTreeMap<String, ClusterRoleBinding>,
     role_bindings: HashMap<String, BTreeMap<String, RoleBinding>>,
+    /// `cluster_role_bindings` in name order, remade when it changes.
+    crb_snapshot: Arc<[ClusterRoleBinding]>,
+    /// `role_bindings` of each namespace in name order, remade when they change.
+    rb_snapshots: HashMap<String, Arc<[RoleBinding]>>,
+}
+
+impl Maps {
+    fn snapshot_cluster_role_bindings(&mut self) {
+        self.crb_snapshot = self.cluster_role_bindings.values().cloned().collect();
+    }
+
+    fn snapshot_role_bindings(&mut self, ns: &str) {
+        match self.role_bindings.get(ns).filter(|b| !b.is_empty()) {
+            Some(b) => {
+                let snap = b.values().cloned().collect();
+                self.rb_snapshots.insert(ns.to_string(), snap);
+            }
+            None => {
+                self.rb_snapshots.remove(ns);
+            }
+        }
+    }
 }
 
 /// The in-memory RBAC objects.
@@ -60,8 +83,14 @@ impl Follower for RbacIndex {
         match plural {
             "roles" => m.roles.clear(),
             "clusterroles" => m.cluster_roles.clear(),
-            "rolebindings" => m.role_bindings.clear(),
-            _ => m.cluster_role_bindings.clear(),
+            "rolebindings" => {
+                m.role_bindings.clear();
+                m.rb_snapshots.clear();
+            }
+            _ => {
+                m.cluster_role_bindings.clear();
+                m.snapshot_cluster_role_bindings();
+            }
         }
     }
 
@@ -82,10 +111,14 @@ impl Follower for RbacIndex {
         match plural {
             "roles" => put!(m.roles, (ns, name), Role),
             "clusterroles" => put!(m.cluster_roles, name, ClusterRole),
-            "clusterrolebindings" => put!(m.cluster_role_bindings, name, ClusterRoleBinding),
+            "clusterrolebindings" => {
+                put!(m.cluster_role_bindings, name, ClusterRoleBinding);
+                m.snapshot_cluster_role_bindings();
+            }
             _ => {
-                let per_ns = m.role_bindings.entry(ns).or_default();
-                put!(per_ns, name, RoleBinding)
+                let per_ns = m.role_bindings.entry(ns.clone()).or_default();
+                put!(per_ns, name, RoleBinding);
+                m.snapshot_role_bindings(&ns);
             }
         }
     }
@@ -103,21 +136,17 @@ impl RuleSource for RbacIndex {
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }
-    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+    fn cluster_role_bindings(&self) -> Arc<[ClusterRoleBinding]> {
         self.maps
             .read()
-            .map(|m| m.cluster_role_bindings.values().cloned().collect())
-            .unwrap_or_default()
+            .map(|m| m.crb_snapshot.clone())
+            .unwrap_or_else(|_| Arc::new([]))
     }
-    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+    fn role_bindings(&self, namespace: &str) -> Arc<[RoleBinding]> {
         self.maps
             .read()
-            .map(|m| {
-                m.role_bindings
-                    .get(namespace)
-                    .map(|b| b.values().cloned().collect())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
+            .ok()
+            .and_then(|m| m.rb_snapshots.get(namespace).cloned())
+            .unwrap_or_else(|| Arc::new([]))
     }
 }

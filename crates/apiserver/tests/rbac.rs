@@ -500,8 +500,9 @@ async fn the_authorizers_index_sees_a_new_role_binding() {
     let seen = loop {
         let bindings = index.role_bindings("default");
         let found = bindings
-            .into_iter()
-            .find(|b| b.metadata.name.as_deref() == Some("readers"));
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some("readers"))
+            .cloned();
         // the bootstrap objects count too
         let bootstrap = index.cluster_role("cluster-admin").is_some()
             && index

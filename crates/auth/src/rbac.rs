@@ -55,10 +55,10 @@ pub trait RuleSource {
     fn cluster_role(&self, name: &str) -> Option<ClusterRole>;
     /// The Role `namespace/name`, if it exists.
     fn role(&self, namespace: &str, name: &str) -> Option<Role>;
-    /// Every ClusterRoleBinding.
-    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding>;
-    /// Every RoleBinding in `namespace`.
-    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding>;
+    /// Every ClusterRoleBinding (a shared snapshot: asked on every request, so not a copy).
+    fn cluster_role_bindings(&self) -> Arc<[ClusterRoleBinding]>;
+    /// Every RoleBinding in `namespace` (a shared snapshot).
+    fn role_bindings(&self, namespace: &str) -> Arc<[RoleBinding]>;
 }
 
 impl<S: RuleSource + ?Sized> RuleSource for &S {
@@ -68,10 +68,10 @@ impl<S: RuleSource + ?Sized> RuleSource for &S {
     fn role(&self, namespace: &str, name: &str) -> Option<Role> {
         (**self).role(namespace, name)
     }
-    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+    fn cluster_role_bindings(&self) -> Arc<[ClusterRoleBinding]> {
         (**self).cluster_role_bindings()
     }
-    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+    fn role_bindings(&self, namespace: &str) -> Arc<[RoleBinding]> {
         (**self).role_bindings(namespace)
     }
 }
@@ -83,10 +83,10 @@ impl<S: RuleSource + ?Sized> RuleSource for Arc<S> {
     fn role(&self, namespace: &str, name: &str) -> Option<Role> {
         (**self).role(namespace, name)
     }
-    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
+    fn cluster_role_bindings(&self) -> Arc<[ClusterRoleBinding]> {
         (**self).cluster_role_bindings()
     }
-    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+    fn role_bindings(&self, namespace: &str) -> Arc<[RoleBinding]> {
         (**self).role_bindings(namespace)
     }
 }
@@ -313,7 +313,7 @@ pub(crate) fn visit_rules_for<S: RuleSource + ?Sized>(
     on_rule: &mut dyn FnMut(&Grant<'_>, &PolicyRule) -> bool,
     on_error: &mut dyn FnMut(RuleResolutionError),
 ) {
-    for binding in &source.cluster_role_bindings() {
+    for binding in source.cluster_role_bindings().iter() {
         let subjects = binding.subjects.as_deref().unwrap_or_default();
         let Some(subject) = subjects.iter().find(|s| applies_to(s, user, "")) else {
             continue;
@@ -333,7 +333,7 @@ pub(crate) fn visit_rules_for<S: RuleSource + ?Sized>(
     if namespace.is_empty() {
         return;
     }
-    for binding in &source.role_bindings(namespace) {
+    for binding in source.role_bindings(namespace).iter() {
         let subjects = binding.subjects.as_deref().unwrap_or_default();
         let Some(subject) = subjects.iter().find(|s| applies_to(s, user, namespace)) else {
             continue;

@@ -1,11 +1,13 @@
-//! A plain HTTP/1 client (hyper-util's pooled legacy client): the cheapest way to issue
-//! requests, so that the client does not dominate what is measured.
+//! An HTTP/1 client (hyper-util's pooled legacy client, keep-alive): the cheapest way to issue
+//! requests, so that the client does not dominate what is measured. Plain HTTP, or HTTPS
+//! (rustls through hyper-rustls) trusting the cluster CA and presenting a client certificate.
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -13,15 +15,38 @@ use hyper_util::rt::TokioExecutor;
 /// A client of one apiserver.
 #[derive(Clone)]
 pub struct ApiClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
 }
 
 impl ApiClient {
     /// A client of the server at `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: &str) -> ApiClient {
+        // No TLS is spoken to an http:// base; the configuration is only there for the type.
+        let tls = daemon::tls::client_config(None, None).expect("a TLS config without files");
+        ApiClient::with_config(base, tls)
+    }
+
+    /// A client of the server at `base` (`https://127.0.0.1:PORT`) trusting the CA in `ca_pem`
+    /// and presenting `client` (certificate and key, PEM).
+    pub fn tls(base: &str, ca_pem: &str, client: &pki::KeyCert) -> anyhow::Result<ApiClient> {
+        let tls = daemon::tls::client_config(
+            Some(ca_pem),
+            Some((client.cert_pem.as_str(), client.key_pem.as_str())),
+        )
+        .context("client TLS configuration")?;
+        Ok(ApiClient::with_config(base, tls))
+    }
+
+    fn with_config(base: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> ApiClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .build(connector);

@@ -1,14 +1,16 @@
 //! Benchmarks of mini-cluster. `bench-apiserver` starts real apiservers (embedded store and
-//! etcd) and measures creates, gets, lists and watch delivery, next to raw etcd puts; this
-//! library holds the measurements so that a smoke test can run them in quick mode.
+//! etcd) and measures creates, gets, lists and watch delivery, next to raw etcd puts, plain and
+//! secured (TLS, authentication, RBAC as an ordinary user); this library holds the
+//! measurements so that a smoke test can run them in quick mode.
 
 pub mod client;
 pub mod procs;
 pub mod scenarios;
+pub mod secure;
 pub mod stats;
 
 pub use client::ApiClient;
-pub use scenarios::{run_backend, BackendResult, Params};
+pub use scenarios::{create_namespaces, run_backend, BackendResult, Params};
 
 use std::fmt::Write;
 

@@ -1,4 +1,6 @@
-//! Real apiservers as child processes on free loopback ports, killed when dropped.
+//! Real apiservers as child processes on free loopback ports, killed when dropped: plain HTTP
+//! with everything allowed, or the default way (TLS with its own PKI, authentication, Node and
+//! RBAC authorization).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,11 +23,32 @@ pub enum StoreArg {
     Etcd(String),
 }
 
+/// How a `mini-apiserver` under test is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `--insecure-plain-http --authorization-mode AlwaysAllow`: no TLS, no authentication.
+    Plain,
+    /// The default: TLS with the cluster PKI it makes in `<temp dir>/pki`, client certificates
+    /// and tokens authenticated, `--authorization-mode Node,RBAC`.
+    Tls,
+}
+
+impl Security {
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::Plain => "plain",
+            Security::Tls => "tls+rbac",
+        }
+    }
+}
+
 /// A running `mini-apiserver`.
 pub struct ApiServerProcess {
     child: Child,
     base: String,
     dir: TempDir,
+    security: Security,
 }
 
 impl Drop for ApiServerProcess {
@@ -36,12 +59,23 @@ impl Drop for ApiServerProcess {
 }
 
 impl ApiServerProcess {
-    /// Starts `binary` on a free loopback port over `store` and waits until /healthz answers.
+    /// Starts `binary` on a free loopback port over `store`, plain, and waits until /healthz
+    /// answers.
     pub fn start(binary: &Path, store: &StoreArg) -> anyhow::Result<ApiServerProcess> {
+        ApiServerProcess::start_with(binary, store, Security::Plain)
+    }
+
+    /// Starts `binary` on a free loopback port over `store`, secured as `security`, and waits
+    /// until /healthz answers.
+    pub fn start_with(
+        binary: &Path,
+        store: &StoreArg,
+        security: Security,
+    ) -> anyhow::Result<ApiServerProcess> {
         let mut last = None;
         // A port picked as free can be taken before the server binds it: try a few times.
         for _ in 0..3 {
-            match ApiServerProcess::try_start(binary, store) {
+            match ApiServerProcess::try_start(binary, store, security) {
                 Ok(p) => return Ok(p),
                 Err(e) => last = Some(e),
             }
@@ -49,7 +83,11 @@ impl ApiServerProcess {
         Err(last.expect("at least one attempt"))
     }
 
-    fn try_start(binary: &Path, store: &StoreArg) -> anyhow::Result<ApiServerProcess> {
+    fn try_start(
+        binary: &Path,
+        store: &StoreArg,
+        security: Security,
+    ) -> anyhow::Result<ApiServerProcess> {
         let dir = tempfile::Builder::new()
             .prefix("bench-apiserver-")
             .tempdir()?;
@@ -57,12 +95,21 @@ impl ApiServerProcess {
         let log_path = dir.path().join("apiserver.log");
         let log = File::create(&log_path)?;
         let mut cmd = Command::new(binary);
-        // Plain HTTP and no authorization until this harness carries the cluster PKI (issue 15).
-        cmd.args([
-            "--insecure-plain-http",
-            "--authorization-mode",
-            "AlwaysAllow",
-        ]);
+        match security {
+            Security::Plain => {
+                cmd.args([
+                    "--insecure-plain-http",
+                    "--authorization-mode",
+                    "AlwaysAllow",
+                ]);
+            }
+            Security::Tls => {
+                cmd.arg(format!("--cert-dir={}", dir.path().join("pki").display()));
+            }
+        }
+        // No ServiceAccount controller makes the `default` ServiceAccounts pods need (as the
+        // other binary-spawning harnesses); the same admission chain in both modes.
+        cmd.args(["--disable-admission-plugins", "ServiceAccount"]);
         cmd.arg(format!("--listen=127.0.0.1:{port}"));
         match store {
             StoreArg::Embedded => {
@@ -81,14 +128,19 @@ impl ApiServerProcess {
             .stderr(log)
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
+        let scheme = match security {
+            Security::Plain => "http",
+            Security::Tls => "https",
+        };
         let mut p = ApiServerProcess {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             dir,
+            security,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if healthy(port) {
+            if healthy(port, security) {
                 return Ok(p);
             }
             let exited = matches!(p.child.try_wait(), Ok(Some(_)));
@@ -113,19 +165,54 @@ impl ApiServerProcess {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// How it is secured.
+    pub fn security(&self) -> Security {
+        self.security
+    }
+
+    /// The cluster PKI it made (secured servers only).
+    pub fn pki(&self) -> Option<pki::ClusterPki> {
+        match self.security {
+            Security::Plain => None,
+            Security::Tls => pki::ClusterPki::open(&self.dir.path().join("pki")).ok(),
+        }
+    }
 }
 
-fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+/// Whether `GET /healthz` answers 200 (anonymously: over TLS without a client certificate,
+/// trusting any server certificate, since the PKI may not exist yet when this is first asked).
+fn healthy(port: u16, security: Security) -> bool {
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
     let req = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
     let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
+    match security {
+        Security::Plain => {
+            let mut s = tcp;
+            if s.write_all(req.as_bytes()).is_err() {
+                return false;
+            }
+            let _ = s.read_to_string(&mut out);
+        }
+        Security::Tls => {
+            let Ok(config) = daemon::tls::client_config(None, None) else {
+                return false;
+            };
+            let name = rustls::pki_types::ServerName::from(std::net::Ipv4Addr::LOCALHOST);
+            let Ok(conn) = rustls::ClientConnection::new(config, name) else {
+                return false;
+            };
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            if s.write_all(req.as_bytes()).is_err() {
+                return false;
+            }
+            // The server may close without close_notify: keep what was read.
+            let _ = s.read_to_string(&mut out);
+        }
+    }
     out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
 }
 

@@ -22,6 +22,9 @@ const NS_SMALL: &str = "bench-small";
 const NS_LARGE: &str = "bench-large";
 const NS_WATCH: &str = "bench-watch";
 const NS_PROBE: &str = "bench-probe";
+/// The namespaces the measurements use; [`create_namespaces`] makes them before
+/// [`run_backend`].
+pub const NAMESPACES: [&str; 4] = [NS_SMALL, NS_LARGE, NS_WATCH, NS_PROBE];
 /// Pods carry `group=g0..g9`; the selector picks one group, a tenth of the pods.
 const GROUPS: usize = 10;
 const SELECTOR: &str = "group%3Dg3";
@@ -166,6 +169,14 @@ fn pod_body(name: &str, group: usize, sent: Option<i64>) -> Bytes {
 
 fn pods_path(ns: &str) -> String {
     format!("/api/v1/namespaces/{ns}/pods")
+}
+
+/// Makes the namespaces of the measurements (existing ones are fine).
+pub async fn create_namespaces(client: &ApiClient) -> anyhow::Result<()> {
+    for ns in NAMESPACES {
+        create_namespace(client, ns).await?;
+    }
+    Ok(())
 }
 
 async fn create_namespace(client: &ApiClient, ns: &str) -> anyhow::Result<()> {
@@ -490,17 +501,15 @@ pub async fn raw_etcd_puts(
     })
 }
 
-/// Runs every measurement against the apiserver `client` talks to. With `raw_etcd` (the etcd
-/// the apiserver uses), raw puts of the stored pod size are measured first.
+/// Runs every measurement against the apiserver `client` talks to, in the [`NAMESPACES`]
+/// already made. With `raw_etcd` (the etcd the apiserver uses), raw puts of the stored pod size
+/// are measured first.
 pub async fn run_backend(
     backend: &str,
     client: &ApiClient,
     p: &Params,
     raw_etcd: Option<&str>,
 ) -> anyhow::Result<BackendResult> {
-    for ns in [NS_SMALL, NS_LARGE, NS_WATCH, NS_PROBE] {
-        create_namespace(client, ns).await?;
-    }
     let pod_bytes = stored_pod_bytes(client).await?;
     let raw_etcd = match raw_etcd {
         Some(endpoint) => {

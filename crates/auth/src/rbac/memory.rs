@@ -2,6 +2,8 @@
 //! already hold a snapshot (upstream's `NewTestRuleResolver` in
 //! `pkg/registry/rbac/validation/rule.go` plays the same part).
 
+use std::sync::Arc;
+
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 use super::RuleSource;
@@ -37,11 +39,11 @@ impl RuleSource for MemoryRuleSource {
             .cloned()
     }
 
-    fn cluster_role_bindings(&self) -> Vec<ClusterRoleBinding> {
-        self.cluster_role_bindings.clone()
+    fn cluster_role_bindings(&self) -> Arc<[ClusterRoleBinding]> {
+        self.cluster_role_bindings.clone().into()
     }
 
-    fn role_bindings(&self, namespace: &str) -> Vec<RoleBinding> {
+    fn role_bindings(&self, namespace: &str) -> Arc<[RoleBinding]> {
         self.role_bindings
             .iter()
             .filter(|b| b.metadata.namespace.as_deref() == Some(namespace))
