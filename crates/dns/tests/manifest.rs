@@ -7,6 +7,7 @@ mod common;
 use common::TestServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use serde_json::Value;
 
@@ -59,7 +60,7 @@ async fn the_dns_addon_manifest_is_created_as_written() {
 
     let text = std::fs::read_to_string(&manifest).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 5);
     let client = api.client();
     for doc in &docs {
         let kind = doc["kind"].as_str().unwrap();
@@ -79,6 +80,18 @@ async fn the_dns_addon_manifest_is_created_as_written() {
             ),
             "Service" => serde_json::to_value(
                 Api::<Service>::namespaced(client.clone(), "kube-system")
+                    .get(name)
+                    .await
+                    .unwrap(),
+            ),
+            "ClusterRole" => serde_json::to_value(
+                Api::<ClusterRole>::all(client.clone())
+                    .get(name)
+                    .await
+                    .unwrap(),
+            ),
+            "ClusterRoleBinding" => serde_json::to_value(
+                Api::<ClusterRoleBinding>::all(client.clone())
                     .get(name)
                     .await
                     .unwrap(),

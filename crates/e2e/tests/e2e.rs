@@ -742,7 +742,7 @@ fn headless_statefulset_and_srv(cluster: &Cluster) {
     let version = cluster
         .sh(
             "client-0",
-            "wget -q -O- http://kubernetes.default:443/version",
+            "wget -q -O- --no-check-certificate https://kubernetes.default/version",
         )
         .ok("the apiserver by the name kubernetes.default");
     assert!(version.contains("\"gitVersion\""), "{version}");
