@@ -167,11 +167,23 @@ pub async fn get_object(
     ns: Option<&str>,
     name: &str,
 ) -> Result<Value, ApiError> {
+    Ok(read_stored(srv, r, &r.key(ns, name), name).await?.0)
+}
+
+/// The stored object at `key` (named `name` in errors) and its revision: 404 when absent,
+/// 500 when it does not decode.
+pub(super) async fn read_stored(
+    srv: &ApiServer,
+    r: &ResourceInfo,
+    key: &str,
+    name: &str,
+) -> Result<(Value, i64), ApiError> {
     let kv = srv
         .store
-        .get(&r.key(ns, name))
+        .get(key)
         .await?
         .ok_or_else(|| ApiError::not_found(r, name))?;
-    cache::decode(&kv.value, kv.mod_revision)
-        .map_err(|e| ApiError::internal(format!("stored object {name} is corrupt: {e}")))
+    let object = cache::decode(&kv.value, kv.mod_revision)
+        .map_err(|e| ApiError::internal(format!("stored object {name} is corrupt: {e}")))?;
+    Ok((object, kv.mod_revision))
 }

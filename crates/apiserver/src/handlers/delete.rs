@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 use store::{ListOptions, StoreError};
 
-use super::common::{json_response, UPDATE_RETRIES};
+use super::common::{json_response, read_stored, UPDATE_RETRIES};
 use super::update::namespace_has_spec_finalizers;
 use crate::admission;
 use crate::error::ApiError;
@@ -116,13 +116,7 @@ pub(super) async fn delete_one(
 ) -> Result<(Value, bool), ApiError> {
     let key = r.key(ns, name);
     for _ in 0..UPDATE_RETRIES {
-        let kv = srv
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(r, name))?;
-        let old = cache::decode(&kv.value, kv.mod_revision)
-            .map_err(|e| ApiError::internal(format!("stored object {name} is corrupt: {e}")))?;
+        let (old, mod_revision) = read_stored(srv, r, &key, name).await?;
         if let Some(uid) = &opts.uid {
             let actual = objects::meta_str(&old, "uid").unwrap_or("");
             if uid != actual {
@@ -134,7 +128,7 @@ pub(super) async fn delete_one(
             }
         }
         if let Some(rv) = &opts.resource_version {
-            let actual = kv.mod_revision.to_string();
+            let actual = mod_revision.to_string();
             if *rv != actual {
                 return Err(ApiError::conflict(
                     r,
@@ -251,7 +245,7 @@ pub(super) async fn delete_one(
             }
             match srv
                 .store
-                .update(&key, objects::to_stored_bytes(r, &mut new), kv.mod_revision)
+                .update(&key, objects::to_stored_bytes(r, &mut new), mod_revision)
                 .await
             {
                 Ok(rev) => {
@@ -266,7 +260,7 @@ pub(super) async fn delete_one(
         if opts.dry_run {
             return Ok((old, true));
         }
-        match srv.store.delete(&key, Some(kv.mod_revision)).await {
+        match srv.store.delete(&key, Some(mod_revision)).await {
             Ok(deleted) => {
                 admission::on_delete(r, &old, &srv.alloc);
                 let mut last = old;

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 use store::StoreError;
 
-use super::common::{patch_type, UpdateKind, UPDATE_RETRIES};
+use super::common::{patch_type, read_stored, UpdateKind, UPDATE_RETRIES};
 use super::create::{check_type, prune};
 use crate::admission::{self, Allocations};
 use crate::cache::{self, object_revision};
@@ -48,16 +48,10 @@ where
 {
     let key = r.key(ns, name);
     for _ in 0..UPDATE_RETRIES {
-        let kv = srv
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(r, name))?;
-        let old = cache::decode(&kv.value, kv.mod_revision)
-            .map_err(|e| ApiError::internal(format!("stored object {name} is corrupt: {e}")))?;
+        let (old, mod_revision) = read_stored(srv, r, &key, name).await?;
         let (candidate, precondition) = mutate(&old)?;
         if let Some(rv) = precondition {
-            if rv != kv.mod_revision {
+            if rv != mod_revision {
                 return Err(ApiError::modified(r, name));
             }
         }
@@ -102,7 +96,7 @@ where
             && !(r.kind == "Namespace" && namespace_has_spec_finalizers(&new))
             && !(r.kind == "Pod" && pod_waits_for_kubelet(&new))
         {
-            match srv.store.delete(&key, Some(kv.mod_revision)).await {
+            match srv.store.delete(&key, Some(mod_revision)).await {
                 Ok(deleted) => {
                     allocations.rollback(&srv.alloc);
                     admission::on_delete(r, &new, &srv.alloc);
@@ -130,7 +124,7 @@ where
         }
         match srv
             .store
-            .update(&key, objects::to_stored_bytes(r, &mut new), kv.mod_revision)
+            .update(&key, objects::to_stored_bytes(r, &mut new), mod_revision)
             .await
         {
             Ok(rev) => {
